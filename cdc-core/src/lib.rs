@@ -1,0 +1,33 @@
+//! Shared definitions of the CDC migration toolkit.
+//!
+//! Everything that must agree between the generator (`cdc-build`), the
+//! compile-time embedder (`cdc-macros`), the runtime (`cdc-runtime`) and the CLI
+//! lives here, once:
+//!
+//! - [`checksum`]: the persisted checksum format (`-- Checksum: sha256:<hex>`),
+//!   computed over a file's body only;
+//! - [`manifest`]: the `manifest.yaml` model, its renderer and a strict reader
+//!   for the exact subset the generator writes (no YAML library needed at runtime);
+//! - [`category`]: file categories and the apply order;
+//! - [`history`]: the DDL of `cdc_management.migration_history`.
+//!
+//! ```
+//! use cdc_core::checksum::{body_checksum, split_migration};
+//!
+//! let file = "-- header\n-- Checksum: sha256:".to_string()
+//!     + &body_checksum("SELECT 1;\n").to_string()[7..]
+//!     + "\nSELECT 1;\n";
+//! let parsed = split_migration(&file).unwrap();
+//! assert_eq!(parsed.body, "SELECT 1;\n");
+//! assert!(parsed.verify().is_ok());
+//! ```
+
+pub mod category;
+pub mod checksum;
+pub mod history;
+pub mod manifest;
+pub mod time;
+
+pub use category::{apply_order, FileCategory, OrderedFile};
+pub use checksum::{body_checksum, split_migration, Checksum, ChecksumError, SplitMigration};
+pub use manifest::{Manifest, ManifestError, SinkTarget};
