@@ -1,0 +1,153 @@
+//! Diagnostics: errors and warnings that name the file, line, column and field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in the input, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file at fault (relative to the project root where possible).
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The field at fault, as a path such as `columns[2].type`.
+    pub field: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic for a whole file.
+    pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.into(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// Sets the field path.
+    pub fn field(mut self, field: impl Into<String>) -> Diagnostic {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// Sets the line (and column) when known.
+    pub fn at(mut self, line: Option<usize>, column: Option<usize>) -> Diagnostic {
+        if line.is_some() {
+            self.line = line;
+            self.column = column;
+        }
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a project could not be loaded or generated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input has one or more problems; nothing was written.
+    #[error("{}", render_all(.0))]
+    Invalid(Vec<Diagnostic>),
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No `services/` directory was found from the start directory upward.
+    #[error("no project found: no `services/` directory in {} or any parent directory", .start.display())]
+    ProjectNotFound {
+        /// Where the search started.
+        start: PathBuf,
+    },
+}
+
+impl Error {
+    /// An I/O error on a path.
+    pub fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A single diagnostic.
+    pub fn invalid(diagnostic: Diagnostic) -> Error {
+        Error::Invalid(vec![diagnostic])
+    }
+}
+
+fn render_all(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (i, d) in diagnostics.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&d.to_string());
+    }
+    out
+}
+
+/// Finds the 1-based line where a sequence of needles first occurs in order
+/// (each after the line of the previous one). Used to point at YAML entries
+/// whose problem is only found after parsing.
+pub fn locate(text: &str, needles: &[&str]) -> Option<usize> {
+    let mut from_line = 0;
+    let mut found = None;
+    for needle in needles {
+        let hit = text
+            .lines()
+            .enumerate()
+            .skip(from_line)
+            .find(|(_, line)| line.contains(needle))
+            .map(|(i, _)| i);
+        match hit {
+            Some(i) => {
+                from_line = i;
+                found = Some(i + 1);
+            }
+            None => return found,
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_locate() {
+        let d = Diagnostic::new("a.yaml", "bad").field("columns[1].type").at(Some(3), Some(5));
+        assert_eq!(d.to_string(), "a.yaml:3:5: field `columns[1].type`: bad");
+        let text = "a:\n  b: 1\nc:\n  b: 2\n";
+        assert_eq!(locate(text, &["c:", "b:"]), Some(4));
+        assert_eq!(locate(text, &["b:"]), Some(2));
+        assert_eq!(locate(text, &["zz"]), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! Generation side of the CDC migration toolkit.
+//!
+//! `cdc-build` turns a project of MSSQL table definitions (YAML, one file per
+//! table, DESIGN.md §3) into PostgreSQL migrations per sink target:
+//!
+//! 1. [`load_project`] reads `services/`, resolves every sink table and runs the
+//!    [column pipeline](columns::build_full_column_list) (source columns, column
+//!    templates, CDC metadata) with the [type mapping](types::TypeMapping);
+//! 2. [`generate`] renders every sink in memory, with no I/O;
+//! 3. [`output::plan_sink`] and [`output::write_sink`] compare with what is on
+//!    disk and replace a sink directory atomically, only when something changed.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use cdc_build::{generate, load_project, Filter};
+//!
+//! let project = load_project(Path::new("."), &Filter::default())?;
+//! for warning in &project.warnings {
+//!     eprintln!("warning: {warning}");
+//! }
+//! for sink in generate(&project, "2026-01-01 00:00:00 UTC") {
+//!     let dir = project.root.join("migrations").join(&sink.name);
+//!     let plan = cdc_build::output::plan_sink(&dir, &sink, None)?;
+//!     cdc_build::output::write_sink(&plan)?;
+//! }
+//! # Ok::<(), cdc_build::Error>(())
+//! ```
+
+pub mod columns;
+pub mod error;
+pub mod ident;
+pub mod loader;
+pub mod model;
+pub mod output;
+pub mod project;
+pub mod render;
+pub mod types;
+
+pub use error::{Diagnostic, Error};
+pub use loader::{find_project_root, load_project, Filter};
+pub use project::{Project, Sink, SinkTable};
+pub use render::{GeneratedFile, GeneratedSink};
+
+/// Renders every sink of a loaded project; no I/O. `generated_at` goes into the
+/// `Generated:` header lines and the manifest.
+pub fn generate(project: &Project, generated_at: &str) -> Vec<GeneratedSink> {
+    project.sinks().map(|sink| render::render_sink(sink, generated_at)).collect()
+}

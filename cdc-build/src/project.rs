@@ -1,0 +1,97 @@
+//! The resolved project: services, sinks and sink tables with their columns.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::columns::Column;
+use crate::error::Diagnostic;
+
+/// How tenants map to source databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// One MSSQL database per customer (the default).
+    DbPerTenant,
+    /// One MSSQL database with a `customer_id` in every table.
+    DbShared,
+}
+
+/// A loaded project, ready to generate.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project root (the directory holding `services/`).
+    pub root: PathBuf,
+    /// Services in file-name order.
+    pub services: Vec<Service>,
+    /// Warnings found while loading (unknown types, missing customer_id templates, ...).
+    pub warnings: Vec<Diagnostic>,
+    /// Every file and directory read, for `cargo:rerun-if-changed`.
+    pub inputs: Vec<PathBuf>,
+}
+
+impl Project {
+    /// Every sink of every service, in order.
+    pub fn sinks(&self) -> impl Iterator<Item = &Sink> {
+        self.services.iter().flat_map(|s| s.sinks.iter())
+    }
+}
+
+/// One service file.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Service name (the root key of the file).
+    pub name: String,
+    /// The service file, relative to the project root.
+    pub file: PathBuf,
+    /// Tenancy pattern.
+    pub pattern: Pattern,
+    /// Sinks in name order.
+    pub sinks: Vec<Sink>,
+}
+
+/// One sink target: one migrations directory.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    /// Sink name, such as `sink_asma.directory`.
+    pub name: String,
+    /// The service that defines it.
+    pub service: String,
+    /// Database per environment.
+    pub databases: BTreeMap<String, String>,
+    /// Tables in `(target schema, table)` order.
+    pub tables: Vec<SinkTable>,
+}
+
+impl Sink {
+    /// Distinct target schemas, sorted.
+    pub fn schemas(&self) -> Vec<&str> {
+        let mut schemas: Vec<&str> = self.tables.iter().map(|t| t.target_schema.as_str()).collect();
+        schemas.sort_unstable();
+        schemas.dedup();
+        schemas
+    }
+}
+
+/// One table of a sink, with its resolved columns.
+#[derive(Debug, Clone)]
+pub struct SinkTable {
+    /// Target schema in PostgreSQL.
+    pub target_schema: String,
+    /// Target table name in PostgreSQL (also the file stem).
+    pub target_table: String,
+    /// Source database, when the table YAML names it.
+    pub source_database: Option<String>,
+    /// Source schema.
+    pub source_schema: String,
+    /// Source table.
+    pub source_table: String,
+    /// The table YAML, relative to the project root.
+    pub source_file: PathBuf,
+    /// Final-table columns: source, templates, CDC metadata.
+    pub columns: Vec<Column>,
+    /// Primary key, in key order; empty when the table has none.
+    pub primary_key: Vec<String>,
+    /// The final table is managed elsewhere: check and extend it, never create it.
+    pub target_exists: bool,
+    /// Deletes mark rows instead of removing them.
+    pub soft_delete: bool,
+}

@@ -1,0 +1,501 @@
+//! MSSQL source types, PostgreSQL target types and the mapping between them.
+//!
+//! The mapping follows DESIGN.md §4 and never drops parameters:
+//! `decimal(18,2)` becomes `numeric(18,2)`, `nvarchar(max)` becomes `text`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A PostgreSQL column type as the generator writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PgType {
+    /// `boolean`
+    Boolean,
+    /// `smallint`
+    SmallInt,
+    /// `integer`
+    Integer,
+    /// `bigint`
+    BigInt,
+    /// `numeric(p,s)`, or bare `numeric`
+    Numeric(Option<(u32, u32)>),
+    /// `real`
+    Real,
+    /// `double precision`
+    Double,
+    /// `char(n)`, or `bpchar` (blank-padded, unbounded) without a length
+    Char(Option<u32>),
+    /// `varchar(n)`, or bare `varchar`
+    Varchar(Option<u32>),
+    /// `text`
+    Text,
+    /// `xml`
+    Xml,
+    /// `date`
+    Date,
+    /// `time(p)`
+    Time(Option<u8>),
+    /// `timestamp(p)`
+    Timestamp(Option<u8>),
+    /// `timestamptz(p)`
+    TimestampTz(Option<u8>),
+    /// `interval`
+    Interval,
+    /// `uuid`
+    Uuid,
+    /// `bytea`
+    Bytea,
+    /// `json`
+    Json,
+    /// `jsonb`
+    Jsonb,
+    /// `inet`
+    Inet,
+}
+
+impl PgType {
+    /// The type as written in generated DDL.
+    pub fn sql(&self) -> String {
+        match self {
+            PgType::Boolean => "boolean".into(),
+            PgType::SmallInt => "smallint".into(),
+            PgType::Integer => "integer".into(),
+            PgType::BigInt => "bigint".into(),
+            PgType::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
+            PgType::Numeric(None) => "numeric".into(),
+            PgType::Real => "real".into(),
+            PgType::Double => "double precision".into(),
+            PgType::Char(Some(n)) => format!("char({n})"),
+            PgType::Char(None) => "bpchar".into(),
+            PgType::Varchar(Some(n)) => format!("varchar({n})"),
+            PgType::Varchar(None) => "varchar".into(),
+            PgType::Text => "text".into(),
+            PgType::Xml => "xml".into(),
+            PgType::Date => "date".into(),
+            PgType::Time(p) => with_precision("time", *p),
+            PgType::Timestamp(p) => with_precision("timestamp", *p),
+            PgType::TimestampTz(p) => with_precision("timestamptz", *p),
+            PgType::Interval => "interval".into(),
+            PgType::Uuid => "uuid".into(),
+            PgType::Bytea => "bytea".into(),
+            PgType::Json => "json".into(),
+            PgType::Jsonb => "jsonb".into(),
+            PgType::Inet => "inet".into(),
+        }
+    }
+
+    /// The type as PostgreSQL's `format_type()` prints it, used to compare a
+    /// live table with the YAML.
+    pub fn canonical(&self) -> String {
+        match self {
+            PgType::Char(Some(n)) => format!("character({n})"),
+            PgType::Varchar(Some(n)) => format!("character varying({n})"),
+            PgType::Varchar(None) => "character varying".into(),
+            PgType::Time(p) => format!("{} without time zone", with_precision("time", *p)),
+            PgType::Timestamp(p) => format!("{} without time zone", with_precision("timestamp", *p)),
+            PgType::TimestampTz(p) => format!("{} with time zone", with_precision("timestamp", *p)),
+            other => other.sql(),
+        }
+    }
+
+    /// Parses a PostgreSQL type name as written in column templates and mapping overrides.
+    pub fn parse(text: &str) -> Result<PgType, String> {
+        let (name, args) = split_type(text)?;
+        let args = args.as_deref();
+        let one = |args: Option<&[TypeArg]>| -> Result<Option<u32>, String> {
+            match args {
+                None => Ok(None),
+                Some([TypeArg::Number(n)]) => Ok(Some(*n)),
+                Some(_) => Err(format!("`{text}`: expected one numeric parameter")),
+            }
+        };
+        let precision = |args: Option<&[TypeArg]>| -> Result<Option<u8>, String> {
+            match one(args)? {
+                None => Ok(None),
+                Some(p) if p <= 6 => Ok(Some(p as u8)),
+                Some(p) => Err(format!("`{text}`: precision {p} is above PostgreSQL's maximum of 6")),
+            }
+        };
+        Ok(match name.as_str() {
+            "boolean" | "bool" => PgType::Boolean,
+            "smallint" | "int2" => PgType::SmallInt,
+            "integer" | "int" | "int4" => PgType::Integer,
+            "bigint" | "int8" => PgType::BigInt,
+            "numeric" | "decimal" => match args {
+                None => PgType::Numeric(None),
+                Some([TypeArg::Number(p)]) => PgType::Numeric(Some(check_numeric(*p, 0)?)),
+                Some([TypeArg::Number(p), TypeArg::Number(s)]) => PgType::Numeric(Some(check_numeric(*p, *s)?)),
+                Some(_) => return Err(format!("`{text}`: expected numeric(precision, scale)")),
+            },
+            "real" | "float4" => PgType::Real,
+            "double precision" | "float8" => PgType::Double,
+            "char" | "character" => PgType::Char(Some(check_length(one(args)?.unwrap_or(1))?)),
+            "bpchar" => PgType::Char(one(args)?.map(check_length).transpose()?),
+            "varchar" | "character varying" => PgType::Varchar(one(args)?.map(check_length).transpose()?),
+            "text" => PgType::Text,
+            "xml" => PgType::Xml,
+            "date" => PgType::Date,
+            "time" | "time without time zone" => PgType::Time(precision(args)?),
+            "timestamp" | "timestamp without time zone" => PgType::Timestamp(precision(args)?),
+            "timestamptz" | "timestamp with time zone" => PgType::TimestampTz(precision(args)?),
+            "interval" => PgType::Interval,
+            "uuid" => PgType::Uuid,
+            "bytea" => PgType::Bytea,
+            "json" => PgType::Json,
+            "jsonb" => PgType::Jsonb,
+            "inet" => PgType::Inet,
+            _ => {
+                return Err(format!(
+                    "unknown PostgreSQL type `{text}` (known: boolean, smallint, integer, bigint, numeric, real, double precision, char, bpchar, varchar, text, xml, date, time, timestamp, timestamptz, interval, uuid, bytea, json, jsonb, inet)"
+                ))
+            }
+        })
+    }
+}
+
+impl fmt::Display for PgType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sql())
+    }
+}
+
+fn with_precision(name: &str, precision: Option<u8>) -> String {
+    match precision {
+        Some(p) => format!("{name}({p})"),
+        None => name.to_string(),
+    }
+}
+
+fn check_numeric(precision: u32, scale: u32) -> Result<(u32, u32), String> {
+    if !(1..=1000).contains(&precision) {
+        return Err(format!("numeric precision {precision} must be between 1 and 1000"));
+    }
+    if scale > precision {
+        return Err(format!("numeric scale {scale} must not exceed precision {precision}"));
+    }
+    Ok((precision, scale))
+}
+
+/// PostgreSQL's limit on `char(n)` / `varchar(n)`.
+const MAX_PG_LENGTH: u32 = 10_485_760;
+
+fn check_length(length: u32) -> Result<u32, String> {
+    if length == 0 || length > MAX_PG_LENGTH {
+        return Err(format!("length {length} must be between 1 and {MAX_PG_LENGTH}"));
+    }
+    Ok(length)
+}
+
+/// A type parameter: a number or `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeArg {
+    /// A number.
+    Number(u32),
+    /// `max`
+    Max,
+}
+
+/// Splits `name(arg, arg)` into a lowercase, space-normalised name and its arguments.
+pub fn split_type(text: &str) -> Result<(String, Option<Vec<TypeArg>>), String> {
+    let text = text.trim();
+    let (name, args) = match text.find('(') {
+        None => (text, None),
+        Some(open) => {
+            let close = text
+                .rfind(')')
+                .filter(|close| *close > open && text[close + 1..].trim().is_empty())
+                .ok_or_else(|| format!("`{text}`: unbalanced parentheses"))?;
+            let args = text[open + 1..close]
+                .split(',')
+                .map(|arg| {
+                    let arg = arg.trim();
+                    if arg.eq_ignore_ascii_case("max") {
+                        Ok(TypeArg::Max)
+                    } else {
+                        arg.parse::<u32>()
+                            .map(TypeArg::Number)
+                            .map_err(|_| format!("`{text}`: parameter `{arg}` is not a non-negative integer or max"))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (&text[..open], Some(args))
+        }
+    };
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+    if name.is_empty() {
+        return Err("empty type name".to_string());
+    }
+    Ok((name, args))
+}
+
+/// An MSSQL column type with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MssqlType {
+    /// Lowercase base name (`nvarchar`, `decimal`, ...).
+    pub name: String,
+    /// Length in characters (`-1` is `max`).
+    pub length: Option<i64>,
+    /// Precision (decimal, numeric, float, time, datetime2, datetimeoffset).
+    pub precision: Option<u32>,
+    /// Scale (decimal, numeric).
+    pub scale: Option<u32>,
+}
+
+impl fmt::Display for MssqlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        match (self.length, self.precision, self.scale) {
+            (Some(-1), _, _) => f.write_str("(max)"),
+            (Some(n), _, _) => write!(f, "({n})"),
+            (None, Some(p), Some(s)) => write!(f, "({p},{s})"),
+            (None, Some(p), None) => write!(f, "({p})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Types whose single parameter is a length.
+const LENGTH_TYPES: &[&str] = &["char", "nchar", "varchar", "nvarchar", "binary", "varbinary"];
+/// Types whose single parameter is a precision.
+const PRECISION_TYPES: &[&str] = &["float", "time", "datetime2", "datetimeoffset"];
+
+impl MssqlType {
+    /// Builds a type from the YAML `type` (possibly with inline parameters) and
+    /// the separate `max_length`, `precision` and `scale` fields. Parameters given
+    /// both ways must agree.
+    pub fn from_parts(
+        type_text: &str,
+        max_length: Option<i64>,
+        precision: Option<u32>,
+        scale: Option<u32>,
+    ) -> Result<MssqlType, String> {
+        let (name, args) = split_type(type_text)?;
+        let mut ty = MssqlType {
+            name,
+            length: None,
+            precision: None,
+            scale: None,
+        };
+        if let Some(args) = args {
+            let is_length = LENGTH_TYPES.contains(&ty.name.as_str());
+            match args.as_slice() {
+                [TypeArg::Max] if is_length => ty.length = Some(-1),
+                [TypeArg::Number(n)] if is_length => ty.length = Some(i64::from(*n)),
+                [TypeArg::Number(p)] if PRECISION_TYPES.contains(&ty.name.as_str()) => ty.precision = Some(*p),
+                [TypeArg::Number(p)] if matches!(ty.name.as_str(), "decimal" | "numeric") => {
+                    ty.precision = Some(*p);
+                    ty.scale = Some(0);
+                }
+                [TypeArg::Number(p), TypeArg::Number(s)] if matches!(ty.name.as_str(), "decimal" | "numeric") => {
+                    ty.precision = Some(*p);
+                    ty.scale = Some(*s);
+                }
+                _ => return Err(format!("`{type_text}`: parameters do not fit type `{}`", ty.name)),
+            }
+        }
+        merge_param("max_length", &mut ty.length, max_length, type_text)?;
+        merge_param("precision", &mut ty.precision, precision, type_text)?;
+        merge_param("scale", &mut ty.scale, scale, type_text)?;
+        if let Some(length) = ty.length {
+            if length == 0 || length < -1 {
+                return Err(format!("max_length {length} must be positive, or -1 for max"));
+            }
+        }
+        Ok(ty)
+    }
+}
+
+fn merge_param<T: PartialEq + Copy + fmt::Display>(
+    field: &str,
+    inline: &mut Option<T>,
+    separate: Option<T>,
+    type_text: &str,
+) -> Result<(), String> {
+    match (*inline, separate) {
+        (Some(a), Some(b)) if a != b => Err(format!(
+            "`{field}: {b}` contradicts the parameters written in `type: {type_text}`"
+        )),
+        (None, Some(b)) => {
+            *inline = Some(b);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The result of mapping one column type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    /// The PostgreSQL type.
+    pub pg: PgType,
+    /// Whether the source type was unknown and fell back to `text`.
+    pub fallback: bool,
+}
+
+/// The built-in MSSQL → PostgreSQL mapping plus a project's overrides.
+#[derive(Debug, Clone, Default)]
+pub struct TypeMapping {
+    overrides: BTreeMap<String, PgType>,
+}
+
+impl TypeMapping {
+    /// A mapping with overrides keyed by lowercase MSSQL base type name.
+    pub fn with_overrides(overrides: BTreeMap<String, PgType>) -> TypeMapping {
+        TypeMapping { overrides }
+    }
+
+    /// Maps one MSSQL type; an error means the parameters are out of range.
+    pub fn map(&self, ty: &MssqlType) -> Result<Mapped, String> {
+        if let Some(pg) = self.overrides.get(&ty.name) {
+            return Ok(Mapped { pg: pg.clone(), fallback: false });
+        }
+        let known = |pg| Ok(Mapped { pg, fallback: false });
+        let capped = |p: Option<u32>| -> Option<u8> { Some(p.unwrap_or(7).min(6) as u8) };
+        match ty.name.as_str() {
+            "bit" => known(PgType::Boolean),
+            "tinyint" | "smallint" => known(PgType::SmallInt),
+            "int" | "integer" => known(PgType::Integer),
+            "bigint" => known(PgType::BigInt),
+            "decimal" | "numeric" => match (ty.precision, ty.scale) {
+                (Some(p), s) => known(PgType::Numeric(Some(check_numeric(p, s.unwrap_or(0))?))),
+                (None, None) => known(PgType::Numeric(None)),
+                (None, Some(_)) => Err("a scale without a precision".to_string()),
+            },
+            "money" => known(PgType::Numeric(Some((19, 4)))),
+            "smallmoney" => known(PgType::Numeric(Some((10, 4)))),
+            "real" => known(PgType::Real),
+            "float" => match ty.precision {
+                Some(n) if n <= 24 => known(PgType::Real),
+                _ => known(PgType::Double),
+            },
+            "char" | "nchar" => match ty.length {
+                Some(-1) | None => known(PgType::Char(None)),
+                Some(n) => known(PgType::Char(Some(check_length(length_u32(n)?)?))),
+            },
+            "varchar" | "nvarchar" => match ty.length {
+                Some(-1) => known(PgType::Text),
+                None => known(PgType::Varchar(None)),
+                Some(n) => known(PgType::Varchar(Some(check_length(length_u32(n)?)?))),
+            },
+            "text" | "ntext" => known(PgType::Text),
+            "xml" => known(PgType::Xml),
+            "sysname" => known(PgType::Varchar(Some(128))),
+            "date" => known(PgType::Date),
+            "time" => known(PgType::Time(capped(ty.precision))),
+            "datetime" => known(PgType::Timestamp(Some(3))),
+            "smalldatetime" => known(PgType::Timestamp(Some(0))),
+            "datetime2" => known(PgType::Timestamp(capped(ty.precision))),
+            "datetimeoffset" => known(PgType::TimestampTz(capped(ty.precision))),
+            "uniqueidentifier" => known(PgType::Uuid),
+            "binary" | "varbinary" | "image" | "timestamp" | "rowversion" => known(PgType::Bytea),
+            "hierarchyid" | "geography" | "geometry" | "sql_variant" => known(PgType::Text),
+            "json" => known(PgType::Jsonb),
+            _ => Ok(Mapped { pg: PgType::Text, fallback: true }),
+        }
+    }
+}
+
+fn length_u32(n: i64) -> Result<u32, String> {
+    u32::try_from(n).map_err(|_| format!("length {n} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(text: &str) -> String {
+        let ty = MssqlType::from_parts(text, None, None, None).unwrap();
+        TypeMapping::default().map(&ty).unwrap().pg.sql()
+    }
+
+    #[test]
+    fn design_table() {
+        let cases = [
+            ("bit", "boolean"),
+            ("tinyint", "smallint"),
+            ("smallint", "smallint"),
+            ("int", "integer"),
+            ("bigint", "bigint"),
+            ("decimal(18,2)", "numeric(18,2)"),
+            ("numeric(10, 4)", "numeric(10,4)"),
+            ("decimal", "numeric"),
+            ("money", "numeric(19,4)"),
+            ("smallmoney", "numeric(10,4)"),
+            ("float(24)", "real"),
+            ("real", "real"),
+            ("float", "double precision"),
+            ("float(53)", "double precision"),
+            ("char(10)", "char(10)"),
+            ("nchar(3)", "char(3)"),
+            ("char", "bpchar"),
+            ("varchar(50)", "varchar(50)"),
+            ("nvarchar(max)", "text"),
+            ("NVARCHAR", "varchar"),
+            ("text", "text"),
+            ("ntext", "text"),
+            ("xml", "xml"),
+            ("sysname", "varchar(128)"),
+            ("date", "date"),
+            ("time(7)", "time(6)"),
+            ("time(3)", "time(3)"),
+            ("time", "time(6)"),
+            ("datetime", "timestamp(3)"),
+            ("smalldatetime", "timestamp(0)"),
+            ("datetime2(7)", "timestamp(6)"),
+            ("datetime2(2)", "timestamp(2)"),
+            ("datetimeoffset(7)", "timestamptz(6)"),
+            ("uniqueidentifier", "uuid"),
+            ("binary(16)", "bytea"),
+            ("varbinary(max)", "bytea"),
+            ("image", "bytea"),
+            ("timestamp", "bytea"),
+            ("rowversion", "bytea"),
+            ("hierarchyid", "text"),
+            ("geography", "text"),
+            ("geometry", "text"),
+            ("sql_variant", "text"),
+            ("json", "jsonb"),
+        ];
+        for (mssql, pg) in cases {
+            assert_eq!(map(mssql), pg, "{mssql}");
+        }
+    }
+
+    #[test]
+    fn separate_parameters_and_conflicts() {
+        let ty = MssqlType::from_parts("nvarchar", Some(-1), None, None).unwrap();
+        assert_eq!(TypeMapping::default().map(&ty).unwrap().pg, PgType::Text);
+        let ty = MssqlType::from_parts("decimal", None, Some(18), Some(2)).unwrap();
+        assert_eq!(TypeMapping::default().map(&ty).unwrap().pg.sql(), "numeric(18,2)");
+        assert!(MssqlType::from_parts("nvarchar(50)", Some(60), None, None).is_err());
+        assert!(MssqlType::from_parts("nvarchar(50)", Some(50), None, None).is_ok());
+        assert!(MssqlType::from_parts("int(4", None, None, None).is_err());
+        assert!(MssqlType::from_parts("decimal(a,b)", None, None, None).is_err());
+    }
+
+    #[test]
+    fn unknown_falls_back_to_text() {
+        let ty = MssqlType::from_parts("cursor", None, None, None).unwrap();
+        let mapped = TypeMapping::default().map(&ty).unwrap();
+        assert!(mapped.fallback);
+        assert_eq!(mapped.pg, PgType::Text);
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mapping = TypeMapping::with_overrides([("money".to_string(), PgType::Numeric(Some((19, 2))))].into());
+        let ty = MssqlType::from_parts("money", None, None, None).unwrap();
+        assert_eq!(mapping.map(&ty).unwrap().pg.sql(), "numeric(19,2)");
+    }
+
+    #[test]
+    fn canonical_matches_format_type() {
+        assert_eq!(PgType::Varchar(Some(50)).canonical(), "character varying(50)");
+        assert_eq!(PgType::Timestamp(Some(3)).canonical(), "timestamp(3) without time zone");
+        assert_eq!(PgType::TimestampTz(None).canonical(), "timestamp with time zone");
+        assert_eq!(PgType::Char(None).canonical(), "bpchar");
+        assert_eq!(PgType::parse("timestamp with time zone").unwrap(), PgType::TimestampTz(None));
+        assert_eq!(PgType::parse("NUMERIC(19, 4)").unwrap(), PgType::Numeric(Some((19, 4))));
+        assert!(PgType::parse("frobnicate").is_err());
+    }
+}
