@@ -26,10 +26,20 @@ CREATE TABLE IF NOT EXISTS "cdc_management"."migration_history" (
 );
 
 -- Adopt the original tool's history table (no "sink" column, keyed by schema_name).
-ALTER TABLE "cdc_management"."migration_history" ADD COLUMN IF NOT EXISTS "sink" TEXT;
-ALTER TABLE "cdc_management"."migration_history" ADD COLUMN IF NOT EXISTS "execution_ms" BIGINT;
 DO $cdc$
 BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = 'cdc_management' AND table_name = 'migration_history' AND column_name = 'sink'
+    ) THEN
+        ALTER TABLE "cdc_management"."migration_history" ADD COLUMN "sink" TEXT;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = 'cdc_management' AND table_name = 'migration_history' AND column_name = 'execution_ms'
+    ) THEN
+        ALTER TABLE "cdc_management"."migration_history" ADD COLUMN "execution_ms" BIGINT;
+    END IF;
     IF EXISTS (
         SELECT 1 FROM information_schema.columns
         WHERE table_schema = 'cdc_management' AND table_name = 'migration_history'
@@ -47,7 +57,7 @@ BEGIN
         ALTER TABLE "cdc_management"."migration_history"
             ADD CONSTRAINT "migration_history_sink_file_key" UNIQUE ("sink", "file_name");
     END IF;
+    ALTER TABLE "cdc_management"."migration_history" ALTER COLUMN "sink" SET NOT NULL;
 END
 $cdc$;
-ALTER TABLE "cdc_management"."migration_history" ALTER COLUMN "sink" SET NOT NULL;
 "#;

@@ -77,7 +77,8 @@ impl Manifest {
         } else {
             out.push_str("  databases:\n");
             for (env, db) in &self.sink_target.databases {
-                let _ = writeln!(out, "    {}: {}", quote(env), quote(db));
+                let key = if is_plain_key(env) { env.clone() } else { quote(env) };
+                let _ = writeln!(out, "    {key}: {}", quote(db));
             }
         }
         for (key, list) in [("infrastructure", &self.infrastructure), ("tables", &self.tables)] {
@@ -256,6 +257,14 @@ fn number(value: &str) -> Result<usize, String> {
         .trim()
         .parse()
         .map_err(|_| format!("expected a non-negative integer, found `{}`", value.trim()))
+}
+
+/// Whether a mapping key can be written unquoted.
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !matches!(key.to_ascii_lowercase().as_str(), "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n")
+        && !key.starts_with('-')
 }
 
 /// Writes a YAML double-quoted string (a JSON string is one).

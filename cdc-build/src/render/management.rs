@@ -164,14 +164,13 @@ $cdc$;
 -- a column dropped from the YAML, NOT NULL over existing NULLs) is refused with
 -- an error that lists the manual steps; nothing is changed then.
 -- p_columns: [{"name", "type", "canonical", "not_null", "default"}]
-CREATE OR REPLACE FUNCTION "cdc_management"."converge_table"(
+CREATE OR REPLACE PROCEDURE "cdc_management"."converge_table"(
     p_schema TEXT,
     p_table TEXT,
     p_columns JSONB,
     p_primary_key TEXT[],
     p_allow_extra_columns BOOLEAN DEFAULT false
 )
-RETURNS VOID
 LANGUAGE plpgsql
 AS $cdc$
 DECLARE

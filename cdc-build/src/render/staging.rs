@@ -45,7 +45,7 @@ pub fn render_staging(table: &SinkTable, names: &TableNames) -> String {
     out.push_str("\n);\n\n");
     let _ = write!(
         out,
-        "SELECT \"cdc_management\".\"converge_table\"(\n    {},\n    {},\n    {}::jsonb,\n    ARRAY[]::text[],\n    true\n);\n\n",
+        "CALL \"cdc_management\".\"converge_table\"(\n    {},\n    {},\n    {}::jsonb,\n    ARRAY[]::text[],\n    true\n);\n\n",
         quote_literal(&table.target_schema),
         quote_literal(&names.staging),
         dollar_quote(&converge_columns_json(staging_columns.iter().copied())),

@@ -79,7 +79,7 @@ pub fn render_table(table: &SinkTable, names: &TableNames) -> String {
     }
     let _ = write!(
         out,
-        "SELECT \"cdc_management\".\"converge_table\"(\n    {},\n    {},\n    {}::jsonb,\n    {},\n    {}\n);\n\n",
+        "CALL \"cdc_management\".\"converge_table\"(\n    {},\n    {},\n    {}::jsonb,\n    {},\n    {}\n);\n\n",
         quote_literal(&table.target_schema),
         quote_literal(&table.target_table),
         dollar_quote(&converge_columns_json(table.columns.iter().map(|c| (c, c.not_null)))),
