@@ -103,6 +103,9 @@ pub struct PipelineIssue {
     pub message: String,
 }
 
+/// A locate needle meaning "the n-th item of `columns:`".
+pub const ITEM_LOCATOR: &str = "#columns-item:";
+
 /// Inputs of the pipeline for one sink table.
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineInput<'a> {
@@ -197,7 +200,7 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
     let mut columns = Vec::with_capacity(table.columns.len() + input.template_refs.len() + 6);
     for (index, raw) in table.columns.iter().enumerate() {
         let field = |name: &str| format!("columns[{index}].{name}");
-        let locate = vec![format!("name: {}", raw.name)];
+        let locate = vec![format!("{ITEM_LOCATOR}{index}")];
         if let Err(message) = check_identifier(&raw.name) {
             issues.push(issue(field("name"), locate.clone(), format!("column name cannot be represented in PostgreSQL: {message}")));
             continue;
@@ -205,7 +208,7 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
         if let Some(first) = seen.insert(raw.name.to_lowercase(), raw.name.clone()) {
             issues.push(issue(
                 field("name"),
-                vec![format!("name: {}", raw.name), format!("name: {}", raw.name)],
+                vec![format!("{ITEM_LOCATOR}{index}")],
                 format!("column `{}` is listed twice (case-insensitively the same as `{first}`)", raw.name),
             ));
             continue;

@@ -137,6 +137,17 @@ pub fn locate(text: &str, needles: &[&str]) -> Option<usize> {
     found
 }
 
+/// Finds the 1-based line of the `index`-th list item (`- ...`) under the
+/// first line that contains `key`.
+pub fn locate_item(text: &str, key: &str, index: usize) -> Option<usize> {
+    let mut lines = text.lines().enumerate().skip_while(|(_, line)| !line.contains(key));
+    lines.next()?;
+    lines
+        .filter(|(_, line)| line.trim_start().starts_with("- "))
+        .nth(index)
+        .map(|(i, _)| i + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +160,7 @@ mod tests {
         assert_eq!(locate(text, &["c:", "b:"]), Some(4));
         assert_eq!(locate(text, &["b:"]), Some(2));
         assert_eq!(locate(text, &["zz"]), None);
+        let list = "x: 1\ncolumns:\n  - name: a\n    type: int\n  - {name: b}\n";
+        assert_eq!(locate_item(list, "columns:", 1), Some(5));
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_norway::Value;
 
-use crate::columns::{build_full_column_list, PipelineInput, PipelineIssue};
-use crate::error::{locate, Diagnostic, Error};
+use crate::columns::{build_full_column_list, PipelineInput, PipelineIssue, ITEM_LOCATOR};
+use crate::error::{locate, locate_item, Diagnostic, Error};
 use crate::ident::{check_file_stem, check_identifier};
 use crate::model::{RawMapping, RawService, RawSourceTable, RawTable, RawTemplate, RawTemplates};
 use crate::project::{Pattern, Project, Service, Sink, SinkTable};
@@ -325,7 +325,11 @@ impl Loader {
                         all.extend(needles);
                         Diagnostic::new(rel, issue.message).field(issue.field).at(locate(text, &all), None)
                     } else {
-                        Diagnostic::new(&table_rel, issue.message).field(issue.field).at(locate(table_text, &needles), None)
+                        let line = match needles.first().and_then(|n| n.strip_prefix(ITEM_LOCATOR)) {
+                            Some(index) => index.parse().ok().and_then(|i| locate_item(table_text, "columns:", i)),
+                            None => locate(table_text, &needles),
+                        };
+                        Diagnostic::new(&table_rel, issue.message).field(issue.field).at(line, None)
                     }
                 };
                 let built = match build_full_column_list(input) {
@@ -526,9 +530,13 @@ fn read_text(path: &Path) -> Result<String, Error> {
 
 /// Parses YAML into `T`, turning parser errors into a located diagnostic.
 pub fn parse_yaml<T: DeserializeOwned>(rel: &Path, text: &str) -> Result<T, Diagnostic> {
+    check_nesting(text).map_err(|(line, column, message)| Diagnostic::new(rel, message).at(Some(line), Some(column)))?;
     serde_norway::from_str::<T>(text).map_err(|err| {
         let location = err.location();
         let mut message = err.to_string();
+        if message.starts_with("repetition limit exceeded") {
+            message = "YAML aliases expand beyond the parser's repetition limit (an alias bomb?); write the values out instead".to_string();
+        }
         // serde_norway appends " at line L column C"; the diagnostic carries it already.
         if let Some(pos) = message.find(" at line ") {
             message.truncate(pos);
@@ -543,6 +551,51 @@ pub fn parse_yaml<T: DeserializeOwned>(rel: &Path, text: &str) -> Result<T, Diag
             None => diagnostic,
         }
     })
+}
+
+/// Deepest flow nesting and indentation the loader accepts. The YAML parser
+/// has its own recursion limit, but reaching it through a pathological document
+/// can take quadratic time; this linear pre-scan keeps every input bounded.
+pub const MAX_NESTING: usize = 128;
+/// Deepest indentation, in columns, the loader accepts.
+pub const MAX_INDENT: usize = 1024;
+
+fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (line_index, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent > MAX_INDENT && quote.is_none() {
+            return Err((line_index + 1, indent, format!("indentation deeper than {MAX_INDENT} columns")));
+        }
+        let mut previous = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match quote {
+                Some(q) => {
+                    if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '"' | '\'' if matches!(previous, ' ' | '[' | '{' | ',' | ':') => quote = Some(c),
+                    '#' if previous == ' ' || col == 0 => break,
+                    '[' | '{' => {
+                        depth += 1;
+                        if depth > MAX_NESTING {
+                            return Err((line_index + 1, col + 1, format!("nesting deeper than {MAX_NESTING} levels")));
+                        }
+                    }
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = c;
+        }
+        if quote == Some('\'') {
+            // A single-quoted scalar may span lines; a double-quoted one too.
+        }
+    }
+    Ok(())
 }
 
 fn pattern_from_groups(source_groups: Option<&Value>, service: &str) -> Option<String> {
