@@ -71,23 +71,31 @@ pub fn cdc_metadata_columns() -> Vec<Column> {
         meta(COL_KAFKA_OFFSET, PgType::BigInt, false, None),
         meta(COL_SOURCE, PgType::Text, false, None),
         meta(COL_IS_DELETED, PgType::Boolean, true, Some("false")),
-        meta(COL_SYNC_TIMESTAMP, PgType::TimestampTz(None), true, Some("now()")),
+        meta(
+            COL_SYNC_TIMESTAMP,
+            PgType::TimestampTz(None),
+            true,
+            Some("now()"),
+        ),
     ]
 }
 
 /// The columns a staging table has beyond the final table's.
 pub fn staging_extra_columns() -> Vec<Column> {
-    [(COL_KAFKA_PARTITION, PgType::Integer), (COL_KAFKA_TIMESTAMP, PgType::TimestampTz(None))]
-        .into_iter()
-        .map(|(name, pg_type)| Column {
-            name: name.to_string(),
-            pg_type,
-            not_null: false,
-            default: None,
-            origin: ColumnOrigin::Metadata,
-            source_type: None,
-        })
-        .collect()
+    [
+        (COL_KAFKA_PARTITION, PgType::Integer),
+        (COL_KAFKA_TIMESTAMP, PgType::TimestampTz(None)),
+    ]
+    .into_iter()
+    .map(|(name, pg_type)| Column {
+        name: name.to_string(),
+        pg_type,
+        not_null: false,
+        default: None,
+        origin: ColumnOrigin::Metadata,
+        source_type: None,
+    })
+    .collect()
 }
 
 /// A problem found by the pipeline, with the field it concerns.
@@ -139,7 +147,9 @@ pub struct TableColumns {
 /// Builds a table's full column list: source columns (minus `ignore_columns`,
 /// limited by `include_columns`), then column templates, then the CDC metadata
 /// columns. Every problem found is returned, not just the first.
-pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, Vec<PipelineIssue>> {
+pub fn build_full_column_list(
+    input: PipelineInput<'_>,
+) -> Result<TableColumns, Vec<PipelineIssue>> {
     let mut issues = Vec::new();
     let mut warnings = Vec::new();
     let table = input.table;
@@ -152,15 +162,25 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
     };
 
     // Names that the service file refers to must exist.
-    let known: BTreeMap<String, &RawColumn> = table.columns.iter().map(|c| (c.name.to_lowercase(), c)).collect();
-    for (list_name, list) in [("ignore_columns", Some(input.ignore_columns)), ("include_columns", input.include_columns)] {
+    let known: BTreeMap<String, &RawColumn> = table
+        .columns
+        .iter()
+        .map(|c| (c.name.to_lowercase(), c))
+        .collect();
+    for (list_name, list) in [
+        ("ignore_columns", Some(input.ignore_columns)),
+        ("include_columns", input.include_columns),
+    ] {
         for name in list.unwrap_or_default() {
             if !known.contains_key(&name.to_lowercase()) {
                 issues.push(PipelineIssue {
                     field: list_name.to_string(),
                     locate: vec![list_name.to_string(), name.clone()],
                     in_service: true,
-                    message: format!("column `{name}` is not a column of {}.{}", table.schema, table.table),
+                    message: format!(
+                        "column `{name}` is not a column of {}.{}",
+                        table.schema, table.table
+                    ),
                 });
             }
         }
@@ -171,7 +191,15 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
     let (primary_key, key_from_service) = match (input.primary_key_override, table_key) {
         (Some(key), _) => (key.to_vec(), true),
         (None, Some(key)) => (key, false),
-        (None, None) => (table.columns.iter().filter(|c| c.primary_key).map(|c| c.name.clone()).collect(), false),
+        (None, None) => (
+            table
+                .columns
+                .iter()
+                .filter(|c| c.primary_key)
+                .map(|c| c.name.clone())
+                .collect(),
+            false,
+        ),
     };
     let mut primary_key_resolved = Vec::new();
     for name in &primary_key {
@@ -185,13 +213,23 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
                     "primary key names `{name}`, which is not a column of {}.{} (columns: {})",
                     table.schema,
                     table.table,
-                    table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    table
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }),
         }
     }
 
-    let ignored = |name: &str| input.ignore_columns.iter().any(|i| i.eq_ignore_ascii_case(name));
+    let ignored = |name: &str| {
+        input
+            .ignore_columns
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(name))
+    };
     let included = |name: &str| {
         input
             .include_columns
@@ -202,14 +240,21 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
         let field = |name: &str| format!("columns[{index}].{name}");
         let locate = vec![format!("{ITEM_LOCATOR}{index}")];
         if let Err(message) = check_identifier(&raw.name) {
-            issues.push(issue(field("name"), locate.clone(), format!("column name cannot be represented in PostgreSQL: {message}")));
+            issues.push(issue(
+                field("name"),
+                locate.clone(),
+                format!("column name cannot be represented in PostgreSQL: {message}"),
+            ));
             continue;
         }
         if let Some(first) = seen.insert(raw.name.to_lowercase(), raw.name.clone()) {
             issues.push(issue(
                 field("name"),
                 vec![format!("{ITEM_LOCATOR}{index}")],
-                format!("column `{}` is listed twice (case-insensitively the same as `{first}`)", raw.name),
+                format!(
+                    "column `{}` is listed twice (case-insensitively the same as `{first}`)",
+                    raw.name
+                ),
             ));
             continue;
         }
@@ -220,22 +265,30 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
                     field: "ignore_columns".to_string(),
                     locate: vec!["ignore_columns".to_string(), raw.name.clone()],
                     in_service: true,
-                    message: format!("`{}` is part of the primary key and cannot be ignored", raw.name),
+                    message: format!(
+                        "`{}` is part of the primary key and cannot be ignored",
+                        raw.name
+                    ),
                 });
             }
             continue;
         }
-        let mssql = match MssqlType::from_parts(&raw.type_name, raw.max_length, raw.precision, raw.scale) {
-            Ok(ty) => ty,
-            Err(message) => {
-                issues.push(issue(field("type"), locate, message));
-                continue;
-            }
-        };
+        let mssql =
+            match MssqlType::from_parts(&raw.type_name, raw.max_length, raw.precision, raw.scale) {
+                Ok(ty) => ty,
+                Err(message) => {
+                    issues.push(issue(field("type"), locate, message));
+                    continue;
+                }
+            };
         let mapped = match input.mapping.map(&mssql) {
             Ok(mapped) => mapped,
             Err(message) => {
-                issues.push(issue(field("type"), locate, format!("`{mssql}`: {message}")));
+                issues.push(issue(
+                    field("type"),
+                    locate,
+                    format!("`{mssql}`: {message}"),
+                ));
                 continue;
             }
         };
@@ -259,7 +312,10 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
                     _ => String::new(),
                 };
                 let translated = translate_default(&text, &mapped.pg);
-                if translated.is_none() && !text.trim().is_empty() && !text.eq_ignore_ascii_case("null") {
+                if translated.is_none()
+                    && !text.trim().is_empty()
+                    && !text.eq_ignore_ascii_case("null")
+                {
                     warnings.push(issue(
                         field("default_value"),
                         locate.clone(),
@@ -279,7 +335,11 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
         });
     }
     if table.columns.is_empty() {
-        issues.push(issue("columns".to_string(), vec!["columns".to_string()], "a table needs at least one column".to_string()));
+        issues.push(issue(
+            "columns".to_string(),
+            vec!["columns".to_string()],
+            "a table needs at least one column".to_string(),
+        ));
     }
 
     for (index, reference) in input.template_refs.iter().enumerate() {
@@ -295,24 +355,38 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
             issues.push(service_issue(format!(
                 "unknown column template `{}` (known: {})",
                 reference.template,
-                if known.is_empty() { "none; is services/_schemas/column-templates.yaml missing?".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none; is services/_schemas/column-templates.yaml missing?".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
             continue;
         };
-        let name = reference.name.clone().unwrap_or_else(|| template.name.clone());
+        let name = reference
+            .name
+            .clone()
+            .unwrap_or_else(|| template.name.clone());
         if let Err(message) = check_identifier(&name) {
-            issues.push(service_issue(format!("template column name cannot be represented: {message}")));
+            issues.push(service_issue(format!(
+                "template column name cannot be represented: {message}"
+            )));
             continue;
         }
         let pg_type = match PgType::parse(&template.type_name) {
             Ok(t) => t,
             Err(message) => {
-                issues.push(service_issue(format!("template `{}`: {message}", reference.template)));
+                issues.push(service_issue(format!(
+                    "template `{}`: {message}",
+                    reference.template
+                )));
                 continue;
             }
         };
         if let Some(first) = seen.insert(name.to_lowercase(), name.clone()) {
-            issues.push(service_issue(format!("template column `{name}` collides with column `{first}`")));
+            issues.push(service_issue(format!(
+                "template column `{name}` collides with column `{first}`"
+            )));
             continue;
         }
         columns.push(Column {
@@ -325,12 +399,18 @@ pub fn build_full_column_list(input: PipelineInput<'_>) -> Result<TableColumns, 
         });
     }
 
-    for meta in cdc_metadata_columns().into_iter().chain(staging_extra_columns()) {
+    for meta in cdc_metadata_columns()
+        .into_iter()
+        .chain(staging_extra_columns())
+    {
         if let Some(first) = seen.get(&meta.name.to_lowercase()) {
             issues.push(issue(
                 "columns".to_string(),
                 vec![format!("name: {first}")],
-                format!("column `{first}` collides with the CDC metadata column `{}`", meta.name),
+                format!(
+                    "column `{first}` collides with the CDC metadata column `{}`",
+                    meta.name
+                ),
             ));
         }
     }
@@ -356,13 +436,22 @@ pub fn translate_default(mssql: &str, pg_type: &PgType) -> Option<String> {
     let lower = text.to_ascii_lowercase();
     match lower.as_str() {
         "getdate()" | "sysdatetime()" | "current_timestamp" => {
-            return matches!(pg_type, PgType::Timestamp(_) | PgType::TimestampTz(_) | PgType::Date).then(|| "now()".to_string())
+            return matches!(
+                pg_type,
+                PgType::Timestamp(_) | PgType::TimestampTz(_) | PgType::Date
+            )
+            .then(|| "now()".to_string())
         }
         "getutcdate()" | "sysutcdatetime()" => {
-            return matches!(pg_type, PgType::Timestamp(_)).then(|| "timezone('utc', now())".to_string())
+            return matches!(pg_type, PgType::Timestamp(_))
+                .then(|| "timezone('utc', now())".to_string())
         }
-        "sysdatetimeoffset()" => return matches!(pg_type, PgType::TimestampTz(_)).then(|| "now()".to_string()),
-        "newid()" | "newsequentialid()" => return matches!(pg_type, PgType::Uuid).then(|| "gen_random_uuid()".to_string()),
+        "sysdatetimeoffset()" => {
+            return matches!(pg_type, PgType::TimestampTz(_)).then(|| "now()".to_string())
+        }
+        "newid()" | "newsequentialid()" => {
+            return matches!(pg_type, PgType::Uuid).then(|| "gen_random_uuid()".to_string())
+        }
         _ => {}
     }
     let numeric = {
@@ -380,9 +469,12 @@ pub fn translate_default(mssql: &str, pg_type: &PgType) -> Option<String> {
                 "1" => Some("true".to_string()),
                 _ => None,
             },
-            PgType::SmallInt | PgType::Integer | PgType::BigInt | PgType::Numeric(_) | PgType::Real | PgType::Double => {
-                Some(lower.clone())
-            }
+            PgType::SmallInt
+            | PgType::Integer
+            | PgType::BigInt
+            | PgType::Numeric(_)
+            | PgType::Real
+            | PgType::Double => Some(lower.clone()),
             _ => None,
         };
     }
@@ -405,12 +497,30 @@ mod tests {
 
     #[test]
     fn defaults() {
-        assert_eq!(translate_default("((0))", &PgType::Boolean).as_deref(), Some("false"));
-        assert_eq!(translate_default("((42))", &PgType::Integer).as_deref(), Some("42"));
-        assert_eq!(translate_default("(-1.5)", &PgType::Numeric(None)).as_deref(), Some("-1.5"));
-        assert_eq!(translate_default("(getdate())", &PgType::Timestamp(Some(3))).as_deref(), Some("now()"));
-        assert_eq!(translate_default("(newid())", &PgType::Uuid).as_deref(), Some("gen_random_uuid()"));
-        assert_eq!(translate_default("(N'it''s')", &PgType::Varchar(Some(5))).as_deref(), Some("'it''s'"));
+        assert_eq!(
+            translate_default("((0))", &PgType::Boolean).as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            translate_default("((42))", &PgType::Integer).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            translate_default("(-1.5)", &PgType::Numeric(None)).as_deref(),
+            Some("-1.5")
+        );
+        assert_eq!(
+            translate_default("(getdate())", &PgType::Timestamp(Some(3))).as_deref(),
+            Some("now()")
+        );
+        assert_eq!(
+            translate_default("(newid())", &PgType::Uuid).as_deref(),
+            Some("gen_random_uuid()")
+        );
+        assert_eq!(
+            translate_default("(N'it''s')", &PgType::Varchar(Some(5))).as_deref(),
+            Some("'it''s'")
+        );
         assert_eq!(translate_default("(dbo.fn())", &PgType::Integer), None);
         assert_eq!(translate_default("((1))", &PgType::Uuid), None);
     }

@@ -140,7 +140,10 @@ pub fn locate(text: &str, needles: &[&str]) -> Option<usize> {
 /// Finds the 1-based line of the `index`-th list item (`- ...`) under the
 /// first line that contains `key`.
 pub fn locate_item(text: &str, key: &str, index: usize) -> Option<usize> {
-    let mut lines = text.lines().enumerate().skip_while(|(_, line)| !line.contains(key));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .skip_while(|(_, line)| !line.contains(key));
     lines.next()?;
     lines
         .filter(|(_, line)| line.trim_start().starts_with("- "))
@@ -154,7 +157,9 @@ mod tests {
 
     #[test]
     fn display_and_locate() {
-        let d = Diagnostic::new("a.yaml", "bad").field("columns[1].type").at(Some(3), Some(5));
+        let d = Diagnostic::new("a.yaml", "bad")
+            .field("columns[1].type")
+            .at(Some(3), Some(5));
         assert_eq!(d.to_string(), "a.yaml:3:5: field `columns[1].type`: bad");
         let text = "a:\n  b: 1\nc:\n  b: 2\n";
         assert_eq!(locate(text, &["c:", "b:"]), Some(4));

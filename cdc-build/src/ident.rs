@@ -62,7 +62,11 @@ pub fn check_identifier(name: &str) -> Result<(), String> {
         ));
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(format!("`{}` contains the control character U+{:04X}", name.escape_debug(), u32::from(c)));
+        return Err(format!(
+            "`{}` contains the control character U+{:04X}",
+            name.escape_debug(),
+            u32::from(c)
+        ));
     }
     Ok(())
 }
@@ -73,7 +77,9 @@ pub fn check_file_stem(name: &str) -> Result<(), String> {
         return Err(format!("`{name}` cannot be used as a file name (it contains a path separator or starts with a dot)"));
     }
     if name.to_ascii_lowercase().ends_with("-staging") {
-        return Err(format!("`{name}` ends in `-staging`, which would collide with a staging file name"));
+        return Err(format!(
+            "`{name}` ends in `-staging`, which would collide with a staging file name"
+        ));
     }
     Ok(())
 }
@@ -101,7 +107,10 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(quote_ident("Order \"Details\""), "\"Order \"\"Details\"\"\"");
+        assert_eq!(
+            quote_ident("Order \"Details\""),
+            "\"Order \"\"Details\"\"\""
+        );
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
         assert_eq!(dollar_quote("x"), "$cdc$x$cdc$");

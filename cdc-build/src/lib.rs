@@ -7,8 +7,8 @@
 //!    [column pipeline](columns::build_full_column_list) (source columns, column
 //!    templates, CDC metadata) with the [type mapping](types::TypeMapping);
 //! 2. [`generate`] renders every sink in memory, with no I/O;
-//! 3. [`output::plan_sink`] and [`output::write_sink`] compare with what is on
-//!    disk and replace a sink directory atomically, only when something changed.
+//! 3. [`output::sync_sink`] streams a sink's files against what is on disk and
+//!    replaces the directory atomically, only when something changed.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -18,10 +18,16 @@
 //! for warning in &project.warnings {
 //!     eprintln!("warning: {warning}");
 //! }
-//! for sink in generate(&project, "2026-01-01 00:00:00 UTC") {
+//! // In memory:
+//! let sinks = generate(&project, "2026-01-01 00:00:00 UTC");
+//! println!("{} files", sinks.iter().map(|s| s.files.len()).sum::<usize>());
+//! // To disk, one file at a time:
+//! use cdc_build::output::{sync_sink, SyncMode};
+//! use cdc_build::render::SinkRenderer;
+//! for sink in project.sinks() {
+//!     let renderer = SinkRenderer::new(sink, "2026-01-01 00:00:00 UTC");
 //!     let dir = project.root.join("migrations").join(&sink.name);
-//!     let plan = cdc_build::output::plan_sink(&dir, &sink, None)?;
-//!     cdc_build::output::write_sink(&plan)?;
+//!     sync_sink(&sink.name, &dir, &renderer, None, SyncMode::Write)?;
 //! }
 //! # Ok::<(), cdc_build::Error>(())
 //! ```
@@ -44,5 +50,8 @@ pub use render::{GeneratedFile, GeneratedSink};
 /// Renders every sink of a loaded project; no I/O. `generated_at` goes into the
 /// `Generated:` header lines and the manifest.
 pub fn generate(project: &Project, generated_at: &str) -> Vec<GeneratedSink> {
-    project.sinks().map(|sink| render::render_sink(sink, generated_at)).collect()
+    project
+        .sinks()
+        .map(|sink| render::render_sink(sink, generated_at))
+        .collect()
 }

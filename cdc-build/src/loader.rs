@@ -51,6 +51,7 @@ struct Loader {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     inputs: Vec<PathBuf>,
+    /// Parsed table files; `None` for a file whose errors were already reported.
     tables: HashMap<PathBuf, Option<Arc<(RawTable, String)>>>,
 }
 
@@ -107,12 +108,17 @@ impl Loader {
         }
         let mapping = self.load_mapping()?;
         let sink_groups = self.read_yaml::<Value>("sink-groups.yaml")?.map(|(v, _)| v);
-        let source_groups = self.read_yaml::<Value>("source-groups.yaml")?.map(|(v, _)| v);
+        let source_groups = self
+            .read_yaml::<Value>("source-groups.yaml")?
+            .map(|(v, _)| v);
 
         let mut service_files: Vec<PathBuf> = std::fs::read_dir(&services_dir)
             .map_err(|e| Error::io(&services_dir, e))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
             .collect();
         service_files.sort();
 
@@ -120,7 +126,9 @@ impl Loader {
         for path in service_files {
             let rel = self.rel(&path);
             let rel_str = rel.to_string_lossy().into_owned();
-            let Some((mut parsed, text)) = self.read_yaml::<BTreeMap<String, RawService>>(&rel_str)? else {
+            let Some((mut parsed, text)) =
+                self.read_yaml::<BTreeMap<String, RawService>>(&rel_str)?
+            else {
                 continue;
             };
             if parsed.len() != 1 {
@@ -128,27 +136,53 @@ impl Loader {
                     &rel,
                     format!(
                         "a service file has exactly one root key, the service name; found {}",
-                        if parsed.is_empty() { "none".to_string() } else { parsed.keys().cloned().collect::<Vec<_>>().join(", ") }
+                        if parsed.is_empty() {
+                            "none".to_string()
+                        } else {
+                            parsed.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
                     ),
                 ));
                 continue;
             }
-            let Some((name, raw)) = parsed.pop_first() else { continue };
+            let Some((name, raw)) = parsed.pop_first() else {
+                continue;
+            };
             if filter.service.as_ref().is_some_and(|s| s != &name) {
                 continue;
             }
-            let service = self.load_service(&rel, &text, name, raw, filter, &templates.0, &mapping, sink_groups.as_ref(), source_groups.as_ref());
+            let service = self.load_service(
+                &rel,
+                &text,
+                name,
+                raw,
+                filter,
+                &templates.0,
+                &mapping,
+                sink_groups.as_ref(),
+                source_groups.as_ref(),
+            );
             services.push(service);
         }
         if let Some(wanted) = &filter.service {
             if services.is_empty() && self.errors.is_empty() {
-                self.errors.push(Diagnostic::new("services", format!("no service named `{wanted}`")));
+                self.errors.push(Diagnostic::new(
+                    "services",
+                    format!("no service named `{wanted}`"),
+                ));
             }
         }
         if let Some(wanted) = &filter.sink {
-            if !services.iter().any(|s| s.sinks.iter().any(|k| &k.name == wanted)) && self.errors.is_empty() {
+            if !services
+                .iter()
+                .any(|s| s.sinks.iter().any(|k| &k.name == wanted))
+                && self.errors.is_empty()
+            {
                 let known: Vec<String> = self.known_sinks(&services);
-                self.errors.push(Diagnostic::new("services", format!("no sink named `{wanted}` (known: {})", known.join(", "))));
+                self.errors.push(Diagnostic::new(
+                    "services",
+                    format!("no sink named `{wanted}` (known: {})", known.join(", ")),
+                ));
             }
         }
         if !self.errors.is_empty() {
@@ -165,7 +199,10 @@ impl Loader {
     }
 
     fn known_sinks(&self, services: &[Service]) -> Vec<String> {
-        services.iter().flat_map(|s| s.sinks.iter().map(|k| k.name.clone())).collect()
+        services
+            .iter()
+            .flat_map(|s| s.sinks.iter().map(|k| k.name.clone()))
+            .collect()
     }
 
     fn load_mapping(&mut self) -> Result<TypeMapping, Error> {
@@ -201,15 +238,23 @@ impl Loader {
         sink_groups: Option<&Value>,
         source_groups: Option<&Value>,
     ) -> Service {
-        let pattern = match raw.pattern.as_deref().map(str::to_string).or_else(|| pattern_from_groups(source_groups, &name)) {
+        let pattern = match raw
+            .pattern
+            .as_deref()
+            .map(str::to_string)
+            .or_else(|| pattern_from_groups(source_groups, &name))
+        {
             None => Pattern::DbPerTenant,
             Some(p) if p == "db-per-tenant" => Pattern::DbPerTenant,
             Some(p) if p == "db-shared" => Pattern::DbShared,
             Some(other) => {
                 self.errors.push(
-                    Diagnostic::new(rel, format!("unknown pattern `{other}` (expected db-per-tenant or db-shared)"))
-                        .field(format!("{name}.pattern"))
-                        .at(locate(text, &["pattern:"]), None),
+                    Diagnostic::new(
+                        rel,
+                        format!("unknown pattern `{other}` (expected db-per-tenant or db-shared)"),
+                    )
+                    .field(format!("{name}.pattern"))
+                    .at(locate(text, &["pattern:"]), None),
                 );
                 Pattern::DbPerTenant
             }
@@ -228,11 +273,21 @@ impl Loader {
                 continue;
             }
             let sink_field = format!("{name}.sinks.{sink_name}");
-            if sink_name.is_empty() || sink_name.starts_with('.') || sink_name.contains(['/', '\\']) || sink_name.chars().any(char::is_control) {
+            if sink_name.is_empty()
+                || sink_name.starts_with('.')
+                || sink_name.contains(['/', '\\'])
+                || sink_name.chars().any(char::is_control)
+            {
                 self.errors.push(
-                    Diagnostic::new(rel, format!("sink name `{}` cannot be used as a directory name under migrations/", sink_name.escape_debug()))
-                        .field(sink_field)
-                        .at(locate(text, &["sinks:", &sink_name]), None),
+                    Diagnostic::new(
+                        rel,
+                        format!(
+                            "sink name `{}` cannot be used as a directory name under migrations/",
+                            sink_name.escape_debug()
+                        ),
+                    )
+                    .field(sink_field)
+                    .at(locate(text, &["sinks:", &sink_name]), None),
                 );
                 continue;
             }
@@ -247,19 +302,40 @@ impl Loader {
                     );
                 }
             }
+            let wanted: Vec<PathBuf> = raw_sink
+                .tables
+                .values()
+                .filter_map(|entry| entry.from.split_once('.'))
+                .map(|(schema, table)| schemas_dir.join(schema).join(format!("{table}.yaml")))
+                .filter(|path| path.is_file())
+                .collect();
+            self.prefetch_tables(wanted);
             let mut tables = Vec::new();
             for (key, entry) in raw_sink.tables {
-                let at = locate(text, &[&sink_name, "tables:", &format!("{key}:")]);
+                // Locations are looked up only when something is reported: a
+                // scan per table would make loading quadratic in the table count.
+                let at = || locate(text, &[&sink_name, "tables:", &format!("{key}:")]);
                 let field = format!("{sink_field}.tables.{key}");
-                let service_error = |message: String| Diagnostic::new(rel, message).field(field.clone()).at(at, None);
+                let service_error = |message: String| {
+                    Diagnostic::new(rel, message)
+                        .field(field.clone())
+                        .at(at(), None)
+                };
                 let Some((target_schema, target_table)) = key.split_once('.') else {
-                    self.errors.push(service_error("expected `<target_schema>.<Table>`".to_string()));
+                    self.errors.push(service_error(
+                        "expected `<target_schema>.<Table>`".to_string(),
+                    ));
                     continue;
                 };
                 let mut bad = false;
-                for (what, ident) in [("target schema", target_schema), ("target table", target_table)] {
+                for (what, ident) in [
+                    ("target schema", target_schema),
+                    ("target table", target_table),
+                ] {
                     if let Err(message) = check_identifier(ident) {
-                        self.errors.push(service_error(format!("{what} cannot be represented in PostgreSQL: {message}")));
+                        self.errors.push(service_error(format!(
+                            "{what} cannot be represented in PostgreSQL: {message}"
+                        )));
                         bad = true;
                     }
                 }
@@ -267,19 +343,24 @@ impl Loader {
                     self.errors.push(service_error(message));
                     bad = true;
                 }
-                let from_at = locate(text, &[&sink_name, &format!("{key}:"), "from:"]);
+                let from_at = || locate(text, &[&sink_name, &format!("{key}:"), "from:"]);
                 let Some((source_schema, source_table)) = entry.from.split_once('.') else {
                     self.errors.push(
-                        Diagnostic::new(rel, format!("expected `<schema>.<Table>`, found `{}`", entry.from))
-                            .field(format!("{field}.from"))
-                            .at(from_at, None),
+                        Diagnostic::new(
+                            rel,
+                            format!("expected `<schema>.<Table>`, found `{}`", entry.from),
+                        )
+                        .field(format!("{field}.from"))
+                        .at(from_at(), None),
                     );
                     continue;
                 };
                 if bad {
                     continue;
                 }
-                let Some(table_path) = self.resolve_table(&schemas_dir, source_schema, source_table) else {
+                let Some(table_path) =
+                    self.resolve_table(&schemas_dir, source_schema, source_table)
+                else {
                     let candidates = self.closest_tables(&schemas_dir, &entry.from);
                     self.errors.push(
                         Diagnostic::new(
@@ -287,16 +368,27 @@ impl Loader {
                             format!(
                                 "`from: {}` has no table YAML at {}{}",
                                 entry.from,
-                                self.rel(&schemas_dir.join(source_schema).join(format!("{source_table}.yaml"))).display(),
-                                if candidates.is_empty() { String::new() } else { format!(" (closest: {})", candidates.join(", ")) }
+                                self.rel(
+                                    &schemas_dir
+                                        .join(source_schema)
+                                        .join(format!("{source_table}.yaml"))
+                                )
+                                .display(),
+                                if candidates.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" (closest: {})", candidates.join(", "))
+                                }
                             ),
                         )
                         .field(format!("{field}.from"))
-                        .at(from_at, None),
+                        .at(from_at(), None),
                     );
                     continue;
                 };
-                let Some(loaded) = self.load_table(&table_path) else { continue };
+                let Some(loaded) = self.load_table(&table_path) else {
+                    continue;
+                };
                 let (table, table_text) = (&loaded.0, &loaded.1);
                 let table_rel = self.rel(&table_path);
                 let options = source_tables
@@ -323,13 +415,21 @@ impl Loader {
                             all = vec!["source:"];
                         }
                         all.extend(needles);
-                        Diagnostic::new(rel, issue.message).field(issue.field).at(locate(text, &all), None)
+                        Diagnostic::new(rel, issue.message)
+                            .field(issue.field)
+                            .at(locate(text, &all), None)
                     } else {
-                        let line = match needles.first().and_then(|n| n.strip_prefix(ITEM_LOCATOR)) {
-                            Some(index) => index.parse().ok().and_then(|i| locate_item(table_text, "columns:", i)),
+                        let line = match needles.first().and_then(|n| n.strip_prefix(ITEM_LOCATOR))
+                        {
+                            Some(index) => index
+                                .parse()
+                                .ok()
+                                .and_then(|i| locate_item(table_text, "columns:", i)),
                             None => locate(table_text, &needles),
                         };
-                        Diagnostic::new(&table_rel, issue.message).field(issue.field).at(line, None)
+                        Diagnostic::new(&table_rel, issue.message)
+                            .field(issue.field)
+                            .at(line, None)
                     }
                 };
                 let built = match build_full_column_list(input) {
@@ -339,7 +439,8 @@ impl Loader {
                         continue;
                     }
                 };
-                self.warnings.extend(built.warnings.into_iter().map(to_diagnostic));
+                self.warnings
+                    .extend(built.warnings.into_iter().map(to_diagnostic));
                 if built.primary_key.is_empty() {
                     self.warnings.push(Diagnostic::new(
                         &table_rel,
@@ -349,13 +450,15 @@ impl Loader {
                 if pattern == Pattern::DbShared
                     && !entry.column_templates.iter().any(|r| {
                         r.template.to_lowercase().contains("customer_id")
-                            || r.name.as_deref().is_some_and(|n| n.to_lowercase().contains("customer_id"))
+                            || r.name
+                                .as_deref()
+                                .is_some_and(|n| n.to_lowercase().contains("customer_id"))
                     })
                 {
                     self.warnings.push(
                         Diagnostic::new(rel, format!("pattern db-shared: sink table `{key}` has no customer_id column template"))
                             .field(format!("{field}.column_templates"))
-                            .at(at, None),
+                            .at(at(), None),
                     );
                 }
                 tables.push(SinkTable {
@@ -367,11 +470,14 @@ impl Loader {
                     source_file: table_rel,
                     columns: built.columns,
                     primary_key: built.primary_key,
-                    target_exists: entry.target_exists.unwrap_or(false) || entry.replicate_structure == Some(false),
+                    target_exists: entry.target_exists.unwrap_or(false)
+                        || entry.replicate_structure == Some(false),
                     soft_delete: entry.soft_delete.or(raw_sink.soft_delete).unwrap_or(false),
                 });
             }
-            tables.sort_by(|a, b| (&a.target_schema, &a.target_table).cmp(&(&b.target_schema, &b.target_table)));
+            tables.sort_by(|a, b| {
+                (&a.target_schema, &a.target_table).cmp(&(&b.target_schema, &b.target_table))
+            });
             self.check_sink_names(rel, text, &sink_name, &tables);
             sinks.push(Sink {
                 name: sink_name,
@@ -393,7 +499,15 @@ impl Loader {
         let mut files: BTreeMap<String, &SinkTable> = BTreeMap::new();
         let mut relations: BTreeMap<(String, String), String> = BTreeMap::new();
         for table in tables {
-            let at = locate(text, &[sink_name, &format!("{}.{}:", table.target_schema, table.target_table)]);
+            let at = || {
+                locate(
+                    text,
+                    &[
+                        sink_name,
+                        &format!("{}.{}:", table.target_schema, table.target_table),
+                    ],
+                )
+            };
             if let Some(other) = files.insert(table.target_table.to_lowercase(), table) {
                 self.errors.push(
                     Diagnostic::new(
@@ -404,7 +518,7 @@ impl Loader {
                         ),
                     )
                     .field(format!("{sink_name}.tables"))
-                    .at(at, None),
+                    .at(at(), None),
                 );
             }
             for (kind, name) in crate::render::relation_names(table) {
@@ -414,7 +528,7 @@ impl Loader {
                     self.errors.push(
                         Diagnostic::new(rel, format!("name `{name}` in schema `{}` is used twice: {previous} and {owner}", table.target_schema))
                             .field(format!("{sink_name}.tables"))
-                            .at(at, None),
+                            .at(at(), None),
                     );
                 }
             }
@@ -446,12 +560,26 @@ impl Loader {
     /// `schema/Table` → path for every table YAML of a service.
     fn table_index(&self, schemas_dir: &Path) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
-        let Ok(schemas) = std::fs::read_dir(schemas_dir) else { return out };
-        for schema in schemas.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()) {
-            let Ok(files) = std::fs::read_dir(&schema) else { continue };
-            let schema_name = schema.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Ok(schemas) = std::fs::read_dir(schemas_dir) else {
+            return out;
+        };
+        for schema in schemas
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+        {
+            let Ok(files) = std::fs::read_dir(&schema) else {
+                continue;
+            };
+            let schema_name = schema
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for file in files.filter_map(Result::ok).map(|e| e.path()) {
-                if matches!(file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                if matches!(
+                    file.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                ) {
                     if let Some(stem) = file.file_stem().map(|s| s.to_string_lossy().into_owned()) {
                         out.push((format!("{schema_name}/{stem}"), file));
                     }
@@ -467,53 +595,94 @@ impl Loader {
         let mut scored: Vec<(f64, String)> = self
             .table_index(schemas_dir)
             .into_iter()
-            .map(|(key, _)| (strsim::jaro_winkler(&wanted, &key.to_lowercase()), key.replace('/', ".")))
+            .map(|(key, _)| {
+                (
+                    strsim::jaro_winkler(&wanted, &key.to_lowercase()),
+                    key.replace('/', "."),
+                )
+            })
             .filter(|(score, _)| *score > 0.7)
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         scored.into_iter().take(3).map(|(_, key)| key).collect()
     }
 
-    fn load_table(&mut self, path: &Path) -> Option<Arc<(RawTable, String)>> {
-        if let Some(cached) = self.tables.get(path) {
-            return cached.clone();
-        }
-        self.inputs.push(path.to_path_buf());
-        let rel = self.rel(path);
-        let result = match read_text(path) {
-            Err(e) => {
-                self.errors.push(Diagnostic::new(&rel, e.to_string()));
-                None
-            }
-            Ok(text) => match parse_yaml::<RawTable>(&rel, &text) {
-                Err(diagnostic) => {
-                    self.errors.push(diagnostic);
+    /// Parses the table files of many sink tables in parallel (YAML parsing is
+    /// the bulk of loading); results land in the cache that `load_table` reads.
+    fn prefetch_tables(&mut self, paths: Vec<PathBuf>) {
+        use rayon::prelude::*;
+        let mut paths: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| !self.tables.contains_key(p))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let root = self.root.clone();
+        let parsed: Vec<(PathBuf, ParsedTable)> = paths
+            .into_par_iter()
+            .map(|path| {
+                let result = parse_table_file(&root, &path);
+                (path, result)
+            })
+            .collect();
+        for (path, result) in parsed {
+            self.inputs.push(path.clone());
+            let cached = match result {
+                Ok(table) => Some(table),
+                Err(diagnostics) => {
+                    self.errors.extend(diagnostics);
                     None
                 }
-                Ok(table) => {
-                    let mut ok = true;
-                    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                    let dir = path
-                        .parent()
-                        .and_then(|p| p.file_name())
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    for (field, value, expected) in [("table", &table.table, &stem), ("schema", &table.schema, &dir)] {
-                        if !value.eq_ignore_ascii_case(expected) {
-                            self.errors.push(
-                                Diagnostic::new(&rel, format!("`{field}: {value}` does not match the file's location (`{expected}`)"))
-                                    .field(field)
-                                    .at(locate(&text, &[&format!("{field}:")]), None),
-                            );
-                            ok = false;
-                        }
-                    }
-                    ok.then(|| Arc::new((table, text)))
-                }
-            },
-        };
-        self.tables.insert(path.to_path_buf(), result.clone());
-        result
+            };
+            self.tables.insert(path, cached);
+        }
+    }
+
+    fn load_table(&mut self, path: &Path) -> Option<Arc<(RawTable, String)>> {
+        if !self.tables.contains_key(path) {
+            self.prefetch_tables(vec![path.to_path_buf()]);
+        }
+        self.tables.get(path).cloned().flatten()
+    }
+}
+
+/// A parsed table file with its text, or the problems found in it.
+type ParsedTable = Result<Arc<(RawTable, String)>, Vec<Diagnostic>>;
+
+/// Reads, parses and checks one table YAML against its location.
+fn parse_table_file(root: &Path, path: &Path) -> ParsedTable {
+    let rel = path.strip_prefix(root).unwrap_or(path).to_path_buf();
+    let text = read_text(path).map_err(|e| vec![Diagnostic::new(&rel, e.to_string())])?;
+    let table = parse_yaml::<RawTable>(&rel, &text).map_err(|d| vec![d])?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut errors = Vec::new();
+    for (field, value, expected) in [
+        ("table", &table.table, &stem),
+        ("schema", &table.schema, &dir),
+    ] {
+        if !value.eq_ignore_ascii_case(expected) {
+            errors.push(
+                Diagnostic::new(
+                    &rel,
+                    format!("`{field}: {value}` does not match the file's location (`{expected}`)"),
+                )
+                .field(field)
+                .at(locate(&text, &[&format!("{field}:")]), None),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(Arc::new((table, text)))
+    } else {
+        Err(errors)
     }
 }
 
@@ -522,7 +691,10 @@ fn read_text(path: &Path) -> Result<String, Error> {
     if meta.len() > MAX_YAML_BYTES {
         return Err(Error::invalid(Diagnostic::new(
             path,
-            format!("file is {} bytes; input YAML files are limited to {MAX_YAML_BYTES} bytes", meta.len()),
+            format!(
+                "file is {} bytes; input YAML files are limited to {MAX_YAML_BYTES} bytes",
+                meta.len()
+            ),
         )));
     }
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
@@ -530,7 +702,9 @@ fn read_text(path: &Path) -> Result<String, Error> {
 
 /// Parses YAML into `T`, turning parser errors into a located diagnostic.
 pub fn parse_yaml<T: DeserializeOwned>(rel: &Path, text: &str) -> Result<T, Diagnostic> {
-    check_nesting(text).map_err(|(line, column, message)| Diagnostic::new(rel, message).at(Some(line), Some(column)))?;
+    check_nesting(text).map_err(|(line, column, message)| {
+        Diagnostic::new(rel, message).at(Some(line), Some(column))
+    })?;
     serde_norway::from_str::<T>(text).map_err(|err| {
         let location = err.location();
         let mut message = err.to_string();
@@ -566,7 +740,11 @@ fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
     for (line_index, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches(' ').len();
         if indent > MAX_INDENT && quote.is_none() {
-            return Err((line_index + 1, indent, format!("indentation deeper than {MAX_INDENT} columns")));
+            return Err((
+                line_index + 1,
+                indent,
+                format!("indentation deeper than {MAX_INDENT} columns"),
+            ));
         }
         let mut previous = ' ';
         for (col, c) in line.chars().enumerate() {
@@ -577,12 +755,18 @@ fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
                     }
                 }
                 None => match c {
-                    '"' | '\'' if matches!(previous, ' ' | '[' | '{' | ',' | ':') => quote = Some(c),
+                    '"' | '\'' if matches!(previous, ' ' | '[' | '{' | ',' | ':') => {
+                        quote = Some(c)
+                    }
                     '#' if previous == ' ' || col == 0 => break,
                     '[' | '{' => {
                         depth += 1;
                         if depth > MAX_NESTING {
-                            return Err((line_index + 1, col + 1, format!("nesting deeper than {MAX_NESTING} levels")));
+                            return Err((
+                                line_index + 1,
+                                col + 1,
+                                format!("nesting deeper than {MAX_NESTING} levels"),
+                            ));
                         }
                     }
                     ']' | '}' => depth = depth.saturating_sub(1),
@@ -607,7 +791,11 @@ fn pattern_from_groups(source_groups: Option<&Value>, service: &str) -> Option<S
     })
 }
 
-fn databases_from_groups(sink_groups: Option<&Value>, sink_name: &str, service: &str) -> BTreeMap<String, String> {
+fn databases_from_groups(
+    sink_groups: Option<&Value>,
+    sink_name: &str,
+    service: &str,
+) -> BTreeMap<String, String> {
     let (group, source) = sink_name.split_once('.').unwrap_or((sink_name, service));
     let Some(envs) = sink_groups
         .and_then(|g| g.get(group))
@@ -618,6 +806,11 @@ fn databases_from_groups(sink_groups: Option<&Value>, sink_name: &str, service: 
         return BTreeMap::new();
     };
     envs.iter()
-        .filter_map(|(env, v)| Some((env.as_str()?.to_string(), v.get("database")?.as_str()?.to_string())))
+        .filter_map(|(env, v)| {
+            Some((
+                env.as_str()?.to_string(),
+                v.get("database")?.as_str()?.to_string(),
+            ))
+        })
         .collect()
 }

@@ -3,14 +3,17 @@
 //! A file whose content differs from the existing one only in its
 //! `-- Generated:` line (or the manifest's `generated_at`) is left untouched, so
 //! regenerating an unchanged project writes nothing. A sink that changes is
-//! written completely into a temporary sibling directory and swapped in by
-//! rename, so a reader never sees a half-written sink.
+//! assembled in a temporary sibling directory (changed files written, unchanged
+//! ones hard-linked) and swapped in by rename, so a reader never sees a
+//! half-written sink and a failed run leaves the old one in place.
+//!
+//! Files stream through one at a time: memory stays flat however large the sink.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::render::{GeneratedSink, MANIFEST_FILE};
+use crate::render::{SinkRenderer, MANIFEST_FILE};
 
 /// What happens to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,7 +49,7 @@ pub struct FileChange {
     pub kind: ChangeKind,
 }
 
-/// What writing one sink would do.
+/// What syncing one sink did, or would do.
 #[derive(Debug, Clone)]
 pub struct SinkPlan {
     /// Sink name.
@@ -55,20 +58,36 @@ pub struct SinkPlan {
     pub dir: PathBuf,
     /// Every file, sorted by path.
     pub changes: Vec<FileChange>,
-    /// The directory's contents after the write: path → contents.
-    contents: BTreeMap<String, String>,
+    /// Whether the directory was replaced.
+    pub written: bool,
 }
 
 impl SinkPlan {
-    /// Whether anything would change on disk.
+    /// Whether anything differs from what is on disk.
     pub fn is_changed(&self) -> bool {
         self.changes.iter().any(|c| c.kind != ChangeKind::Unchanged)
     }
 
-    /// Files that would change.
+    /// Files that differ.
     pub fn changed(&self) -> impl Iterator<Item = &FileChange> {
-        self.changes.iter().filter(|c| c.kind != ChangeKind::Unchanged)
+        self.changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Unchanged)
     }
+
+    /// How many files have a kind.
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        self.changes.iter().filter(|c| c.kind == kind).count()
+    }
+}
+
+/// Whether to touch the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Compare only (`--dry-run`, `--check`).
+    Compare,
+    /// Compare and replace the directory when something changed.
+    Write,
 }
 
 /// Drops the line that carries the generation time, for comparison.
@@ -77,21 +96,23 @@ fn without_timestamp(text: &str) -> impl Iterator<Item = &str> {
         .filter(|line| !line.starts_with("-- Generated: ") && !line.starts_with("generated_at: "))
 }
 
-fn same_ignoring_timestamp(a: &str, b: &str) -> bool {
+/// Whether two generated files differ only in their generation time.
+pub fn same_ignoring_timestamp(a: &str, b: &str) -> bool {
     without_timestamp(a).eq(without_timestamp(b))
 }
 
-/// Reads the files currently in a sink directory (SQL and manifest).
-pub fn read_existing(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
-    let mut out = BTreeMap::new();
+/// Relative paths (`/`-separated) of the SQL files and manifest in a sink directory.
+pub fn existing_files(dir: &Path) -> Result<BTreeSet<String>, Error> {
+    let mut out = BTreeSet::new();
     if !dir.is_dir() {
         return Ok(out);
     }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
         for entry in std::fs::read_dir(&current).map_err(|e| Error::io(&current, e))? {
-            let path = entry.map_err(|e| Error::io(&current, e))?.path();
-            if path.is_dir() {
+            let entry = entry.map_err(|e| Error::io(&current, e))?;
+            let path = entry.path();
+            if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
                 stack.push(path);
                 continue;
             }
@@ -103,20 +124,64 @@ pub fn read_existing(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
                 .collect::<Vec<_>>()
                 .join("/");
             if rel.ends_with(".sql") || rel == MANIFEST_FILE {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                out.insert(rel, text);
+                out.insert(rel);
             }
         }
     }
     Ok(out)
 }
 
-/// Plans the write of one sink into `dir`. With `only_table`, only that table's
-/// files (and the manifest) may change; the rest stay as they are on disk.
-pub fn plan_sink(dir: &Path, sink: &GeneratedSink, only_table: Option<&str>) -> Result<SinkPlan, Error> {
-    let existing = read_existing(dir)?;
-    let mut contents = BTreeMap::new();
-    let mut changes = Vec::new();
+/// The files of a sink: paths (manifest last) and a renderer for each.
+pub trait SinkSource: Sync {
+    /// Paths relative to the sink directory.
+    fn paths(&self) -> Vec<String>;
+    /// The contents of `paths()[index]`.
+    fn render(&self, index: usize) -> String;
+}
+
+impl SinkSource for SinkRenderer<'_> {
+    fn paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.files().iter().map(|f| f.path.clone()).collect();
+        paths.push(MANIFEST_FILE.to_string());
+        paths
+    }
+
+    fn render(&self, index: usize) -> String {
+        match self.files().get(index) {
+            Some(spec) => SinkRenderer::render(self, spec.kind),
+            None => self.manifest().render(),
+        }
+    }
+}
+
+impl SinkSource for crate::render::GeneratedSink {
+    fn paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.files.iter().map(|f| f.path.clone()).collect();
+        paths.push(MANIFEST_FILE.to_string());
+        paths
+    }
+
+    fn render(&self, index: usize) -> String {
+        match self.files.get(index) {
+            Some(file) => file.contents.clone(),
+            None => self.manifest_text(),
+        }
+    }
+}
+
+/// Renders a sink's files in parallel and compares each with `dir`; in
+/// [`SyncMode::Write`], changed files go to a staging directory that replaces
+/// `dir` when anything differs. With `only_table`, only that table's files (and
+/// the manifest) may change; the rest stay as they are on disk.
+pub fn sync_sink(
+    name: &str,
+    dir: &Path,
+    source: &dyn SinkSource,
+    only_table: Option<&str>,
+    mode: SyncMode,
+) -> Result<SinkPlan, Error> {
+    use rayon::prelude::*;
+    let existing = existing_files(dir)?;
     let in_scope = |path: &str| match only_table {
         None => true,
         Some(table) => {
@@ -125,90 +190,181 @@ pub fn plan_sink(dir: &Path, sink: &GeneratedSink, only_table: Option<&str>) -> 
                 || path == format!("01-tables/{table}-staging.sql")
         }
     };
-    for (path, new) in sink.all_files() {
-        let old = existing.get(&path);
-        let (kind, text) = match old {
-            Some(old) if same_ignoring_timestamp(old, &new) => (ChangeKind::Unchanged, old.clone()),
-            Some(old) if !in_scope(&path) => (ChangeKind::Unchanged, old.clone()),
-            Some(_) => (ChangeKind::Modified, new),
-            None if !in_scope(&path) => continue,
-            None => (ChangeKind::Added, new),
-        };
-        changes.push(FileChange { path: path.clone(), kind });
-        contents.insert(path, text);
-    }
-    for (path, old) in &existing {
-        if contents.contains_key(path) {
-            continue;
+    let staging = std::sync::Mutex::new(StagingDir::new(dir));
+    let staging_path = staging.lock().map(|s| s.temp.clone()).unwrap_or_default();
+    let paths = source.paths();
+    let results: Vec<Result<Option<FileChange>, Error>> = paths
+        .par_iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let new = source.render(index);
+            let kind = if existing.contains(path) {
+                let old_path = dir.join(path);
+                let old =
+                    std::fs::read_to_string(&old_path).map_err(|e| Error::io(&old_path, e))?;
+                if same_ignoring_timestamp(&old, &new) || !in_scope(path) {
+                    ChangeKind::Unchanged
+                } else {
+                    ChangeKind::Modified
+                }
+            } else if in_scope(path) {
+                ChangeKind::Added
+            } else {
+                return Ok(None);
+            };
+            if kind != ChangeKind::Unchanged && mode == SyncMode::Write {
+                staging
+                    .lock()
+                    .map_err(|_| Error::io(dir, std::io::Error::other("lock poisoned")))?
+                    .ensure()?;
+                let target = staging_path.join(path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                std::fs::write(&target, &new).map_err(|e| Error::io(&target, e))?;
+            }
+            Ok(Some(FileChange {
+                path: path.clone(),
+                kind,
+            }))
+        })
+        .collect();
+    let mut staging = staging
+        .into_inner()
+        .map_err(|_| Error::io(dir, std::io::Error::other("lock poisoned")))?;
+    let mut changes = Vec::with_capacity(results.len());
+    for result in results {
+        if let Some(change) = result? {
+            changes.push(change);
         }
+    }
+    let generated: BTreeSet<&String> = paths.iter().collect();
+    let mut kept: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Unchanged)
+        .map(|c| c.path.clone())
+        .collect();
+    for path in existing.iter().filter(|p| !generated.contains(p)) {
         if in_scope(path) {
             changes.push(FileChange {
                 path: path.clone(),
                 kind: ChangeKind::Removed,
             });
         } else {
-            contents.insert(path.clone(), old.clone());
+            kept.push(path.clone());
         }
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(SinkPlan {
-        name: sink.name.clone(),
+    let mut plan = SinkPlan {
+        name: name.to_string(),
         dir: dir.to_path_buf(),
         changes,
-        contents,
-    })
+        written: false,
+    };
+    if mode == SyncMode::Write && plan.is_changed() {
+        for path in &kept {
+            staging.keep(path)?;
+        }
+        staging.commit()?;
+        plan.written = true;
+    }
+    Ok(plan)
 }
 
-/// Writes a planned sink: nothing when unchanged, otherwise the whole directory
-/// is built beside the old one and swapped in.
-pub fn write_sink(plan: &SinkPlan) -> Result<bool, Error> {
-    if !plan.is_changed() {
-        return Ok(false);
-    }
-    let parent = plan.dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let file_name = plan
-        .dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "sink".to_string());
-    let staging_dir = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let backup_dir = parent.join(format!(".{file_name}.old-{}", std::process::id()));
-    let cleanup = |dir: &Path| {
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(dir);
+/// A sink directory being assembled beside the real one.
+struct StagingDir {
+    target: PathBuf,
+    temp: PathBuf,
+    created: bool,
+    committed: bool,
+}
+
+impl StagingDir {
+    fn new(target: &Path) -> StagingDir {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sink".to_string());
+        StagingDir {
+            target: target.to_path_buf(),
+            temp: parent.join(format!(".{name}.tmp-{}", std::process::id())),
+            created: false,
+            committed: false,
         }
-    };
-    cleanup(&staging_dir);
-    let result = (|| -> Result<(), Error> {
-        for (path, text) in &plan.contents {
-            let target = staging_dir.join(path);
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+
+    fn ensure(&mut self) -> Result<(), Error> {
+        if !self.created {
+            if self.temp.exists() {
+                std::fs::remove_dir_all(&self.temp).map_err(|e| Error::io(&self.temp, e))?;
             }
-            std::fs::write(&target, text).map_err(|e| Error::io(&target, e))?;
+            std::fs::create_dir_all(&self.temp).map_err(|e| Error::io(&self.temp, e))?;
+            self.created = true;
         }
         Ok(())
-    })();
-    if let Err(e) = result {
-        cleanup(&staging_dir);
-        return Err(e);
     }
-    let had_old = plan.dir.exists();
-    if had_old {
-        cleanup(&backup_dir);
-        if let Err(e) = std::fs::rename(&plan.dir, &backup_dir) {
-            cleanup(&staging_dir);
-            return Err(Error::io(&plan.dir, e));
+
+    fn prepare(&mut self, rel: &str) -> Result<PathBuf, Error> {
+        self.ensure()?;
+        let path = self.temp.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
+        Ok(path)
     }
-    if let Err(e) = std::fs::rename(&staging_dir, &plan.dir) {
+
+    /// Carries an unchanged file over: a hard link where possible, a copy otherwise.
+    fn keep(&mut self, rel: &str) -> Result<(), Error> {
+        let path = self.prepare(rel)?;
+        let old = self.target.join(rel);
+        if std::fs::hard_link(&old, &path).is_err() {
+            std::fs::copy(&old, &path).map_err(|e| Error::io(&old, e))?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), Error> {
+        self.ensure()?;
+        let backup = self.temp.with_extension("old");
+        let had_old = self.target.exists();
         if had_old {
-            let _ = std::fs::rename(&backup_dir, &plan.dir);
+            if backup.exists() {
+                std::fs::remove_dir_all(&backup).map_err(|e| Error::io(&backup, e))?;
+            }
+            std::fs::rename(&self.target, &backup).map_err(|e| Error::io(&self.target, e))?;
         }
-        cleanup(&staging_dir);
-        return Err(Error::io(&plan.dir, e));
+        if let Err(e) = std::fs::rename(&self.temp, &self.target) {
+            if had_old {
+                let _ = std::fs::rename(&backup, &self.target);
+            }
+            return Err(Error::io(&self.target, e));
+        }
+        self.committed = true;
+        if had_old {
+            let _ = std::fs::remove_dir_all(&backup);
+        }
+        Ok(())
     }
-    cleanup(&backup_dir);
-    Ok(true)
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if self.created && !self.committed {
+            let _ = std::fs::remove_dir_all(&self.temp);
+        }
+    }
+}
+
+/// Reads every file of a sink directory into memory (tests and tooling).
+pub fn read_sink_dir(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
+    existing_files(dir)?
+        .into_iter()
+        .map(|rel| {
+            let path = dir.join(&rel);
+            std::fs::read_to_string(&path)
+                .map(|text| (rel, text))
+                .map_err(|e| Error::io(&path, e))
+        })
+        .collect()
 }

@@ -64,7 +64,11 @@ pub struct Sink {
 impl Sink {
     /// Distinct target schemas, sorted.
     pub fn schemas(&self) -> Vec<&str> {
-        let mut schemas: Vec<&str> = self.tables.iter().map(|t| t.target_schema.as_str()).collect();
+        let mut schemas: Vec<&str> = self
+            .tables
+            .iter()
+            .map(|t| t.target_schema.as_str())
+            .collect();
         schemas.sort_unstable();
         schemas.dedup();
         schemas

@@ -92,7 +92,9 @@ impl PgType {
             PgType::Varchar(Some(n)) => format!("character varying({n})"),
             PgType::Varchar(None) => "character varying".into(),
             PgType::Time(p) => format!("{} without time zone", with_precision("time", *p)),
-            PgType::Timestamp(p) => format!("{} without time zone", with_precision("timestamp", *p)),
+            PgType::Timestamp(p) => {
+                format!("{} without time zone", with_precision("timestamp", *p))
+            }
             PgType::TimestampTz(p) => format!("{} with time zone", with_precision("timestamp", *p)),
             other => other.sql(),
         }
@@ -113,7 +115,9 @@ impl PgType {
             match one(args)? {
                 None => Ok(None),
                 Some(p) if p <= 6 => Ok(Some(p as u8)),
-                Some(p) => Err(format!("`{text}`: precision {p} is above PostgreSQL's maximum of 6")),
+                Some(p) => Err(format!(
+                    "`{text}`: precision {p} is above PostgreSQL's maximum of 6"
+                )),
             }
         };
         Ok(match name.as_str() {
@@ -168,10 +172,14 @@ fn with_precision(name: &str, precision: Option<u8>) -> String {
 
 fn check_numeric(precision: u32, scale: u32) -> Result<(u32, u32), String> {
     if !(1..=1000).contains(&precision) {
-        return Err(format!("numeric precision {precision} must be between 1 and 1000"));
+        return Err(format!(
+            "numeric precision {precision} must be between 1 and 1000"
+        ));
     }
     if scale > precision {
-        return Err(format!("numeric scale {scale} must not exceed precision {precision}"));
+        return Err(format!(
+            "numeric scale {scale} must not exceed precision {precision}"
+        ));
     }
     Ok((precision, scale))
 }
@@ -181,7 +189,9 @@ const MAX_PG_LENGTH: u32 = 10_485_760;
 
 fn check_length(length: u32) -> Result<u32, String> {
     if length == 0 || length > MAX_PG_LENGTH {
-        return Err(format!("length {length} must be between 1 and {MAX_PG_LENGTH}"));
+        return Err(format!(
+            "length {length} must be between 1 and {MAX_PG_LENGTH}"
+        ));
     }
     Ok(length)
 }
@@ -212,16 +222,22 @@ pub fn split_type(text: &str) -> Result<(String, Option<Vec<TypeArg>>), String> 
                     if arg.eq_ignore_ascii_case("max") {
                         Ok(TypeArg::Max)
                     } else {
-                        arg.parse::<u32>()
-                            .map(TypeArg::Number)
-                            .map_err(|_| format!("`{text}`: parameter `{arg}` is not a non-negative integer or max"))
+                        arg.parse::<u32>().map(TypeArg::Number).map_err(|_| {
+                            format!(
+                                "`{text}`: parameter `{arg}` is not a non-negative integer or max"
+                            )
+                        })
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             (&text[..open], Some(args))
         }
     };
-    let name = name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+    let name = name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
     if name.is_empty() {
         return Err("empty type name".to_string());
     }
@@ -255,7 +271,14 @@ impl fmt::Display for MssqlType {
 }
 
 /// Types whose single parameter is a length.
-const LENGTH_TYPES: &[&str] = &["char", "nchar", "varchar", "nvarchar", "binary", "varbinary"];
+const LENGTH_TYPES: &[&str] = &[
+    "char",
+    "nchar",
+    "varchar",
+    "nvarchar",
+    "binary",
+    "varbinary",
+];
 /// Types whose single parameter is a precision.
 const PRECISION_TYPES: &[&str] = &["float", "time", "datetime2", "datetimeoffset"];
 
@@ -281,16 +304,25 @@ impl MssqlType {
             match args.as_slice() {
                 [TypeArg::Max] if is_length => ty.length = Some(-1),
                 [TypeArg::Number(n)] if is_length => ty.length = Some(i64::from(*n)),
-                [TypeArg::Number(p)] if PRECISION_TYPES.contains(&ty.name.as_str()) => ty.precision = Some(*p),
+                [TypeArg::Number(p)] if PRECISION_TYPES.contains(&ty.name.as_str()) => {
+                    ty.precision = Some(*p)
+                }
                 [TypeArg::Number(p)] if matches!(ty.name.as_str(), "decimal" | "numeric") => {
                     ty.precision = Some(*p);
                     ty.scale = Some(0);
                 }
-                [TypeArg::Number(p), TypeArg::Number(s)] if matches!(ty.name.as_str(), "decimal" | "numeric") => {
+                [TypeArg::Number(p), TypeArg::Number(s)]
+                    if matches!(ty.name.as_str(), "decimal" | "numeric") =>
+                {
                     ty.precision = Some(*p);
                     ty.scale = Some(*s);
                 }
-                _ => return Err(format!("`{type_text}`: parameters do not fit type `{}`", ty.name)),
+                _ => {
+                    return Err(format!(
+                        "`{type_text}`: parameters do not fit type `{}`",
+                        ty.name
+                    ))
+                }
             }
         }
         merge_param("max_length", &mut ty.length, max_length, type_text)?;
@@ -298,7 +330,9 @@ impl MssqlType {
         merge_param("scale", &mut ty.scale, scale, type_text)?;
         if let Some(length) = ty.length {
             if length == 0 || length < -1 {
-                return Err(format!("max_length {length} must be positive, or -1 for max"));
+                return Err(format!(
+                    "max_length {length} must be positive, or -1 for max"
+                ));
             }
         }
         Ok(ty)
@@ -347,9 +381,17 @@ impl TypeMapping {
     /// Maps one MSSQL type; an error means the parameters are out of range.
     pub fn map(&self, ty: &MssqlType) -> Result<Mapped, String> {
         if let Some(pg) = self.overrides.get(&ty.name) {
-            return Ok(Mapped { pg: pg.clone(), fallback: false });
+            return Ok(Mapped {
+                pg: pg.clone(),
+                fallback: false,
+            });
         }
-        let known = |pg| Ok(Mapped { pg, fallback: false });
+        let known = |pg| {
+            Ok(Mapped {
+                pg,
+                fallback: false,
+            })
+        };
         let capped = |p: Option<u32>| -> Option<u8> { Some(p.unwrap_or(7).min(6) as u8) };
         match ty.name.as_str() {
             "bit" => known(PgType::Boolean),
@@ -390,7 +432,10 @@ impl TypeMapping {
             "binary" | "varbinary" | "image" | "timestamp" | "rowversion" => known(PgType::Bytea),
             "hierarchyid" | "geography" | "geometry" | "sql_variant" => known(PgType::Text),
             "json" => known(PgType::Jsonb),
-            _ => Ok(Mapped { pg: PgType::Text, fallback: true }),
+            _ => Ok(Mapped {
+                pg: PgType::Text,
+                fallback: true,
+            }),
         }
     }
 }
@@ -466,7 +511,10 @@ mod tests {
         let ty = MssqlType::from_parts("nvarchar", Some(-1), None, None).unwrap();
         assert_eq!(TypeMapping::default().map(&ty).unwrap().pg, PgType::Text);
         let ty = MssqlType::from_parts("decimal", None, Some(18), Some(2)).unwrap();
-        assert_eq!(TypeMapping::default().map(&ty).unwrap().pg.sql(), "numeric(18,2)");
+        assert_eq!(
+            TypeMapping::default().map(&ty).unwrap().pg.sql(),
+            "numeric(18,2)"
+        );
         assert!(MssqlType::from_parts("nvarchar(50)", Some(60), None, None).is_err());
         assert!(MssqlType::from_parts("nvarchar(50)", Some(50), None, None).is_ok());
         assert!(MssqlType::from_parts("int(4", None, None, None).is_err());
@@ -483,19 +531,36 @@ mod tests {
 
     #[test]
     fn overrides_win() {
-        let mapping = TypeMapping::with_overrides([("money".to_string(), PgType::Numeric(Some((19, 2))))].into());
+        let mapping = TypeMapping::with_overrides(
+            [("money".to_string(), PgType::Numeric(Some((19, 2))))].into(),
+        );
         let ty = MssqlType::from_parts("money", None, None, None).unwrap();
         assert_eq!(mapping.map(&ty).unwrap().pg.sql(), "numeric(19,2)");
     }
 
     #[test]
     fn canonical_matches_format_type() {
-        assert_eq!(PgType::Varchar(Some(50)).canonical(), "character varying(50)");
-        assert_eq!(PgType::Timestamp(Some(3)).canonical(), "timestamp(3) without time zone");
-        assert_eq!(PgType::TimestampTz(None).canonical(), "timestamp with time zone");
+        assert_eq!(
+            PgType::Varchar(Some(50)).canonical(),
+            "character varying(50)"
+        );
+        assert_eq!(
+            PgType::Timestamp(Some(3)).canonical(),
+            "timestamp(3) without time zone"
+        );
+        assert_eq!(
+            PgType::TimestampTz(None).canonical(),
+            "timestamp with time zone"
+        );
         assert_eq!(PgType::Char(None).canonical(), "bpchar");
-        assert_eq!(PgType::parse("timestamp with time zone").unwrap(), PgType::TimestampTz(None));
-        assert_eq!(PgType::parse("NUMERIC(19, 4)").unwrap(), PgType::Numeric(Some((19, 4))));
+        assert_eq!(
+            PgType::parse("timestamp with time zone").unwrap(),
+            PgType::TimestampTz(None)
+        );
+        assert_eq!(
+            PgType::parse("NUMERIC(19, 4)").unwrap(),
+            PgType::Numeric(Some((19, 4)))
+        );
         assert!(PgType::parse("frobnicate").is_err());
     }
 }

@@ -13,7 +13,9 @@ use cdc_build::{generate, load_project, Error, Filter};
 const FIXED_TIME: &str = "2000-01-01 00:00:00 UTC";
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 fn read_tree(dir: &Path) -> BTreeMap<String, String> {
@@ -28,7 +30,11 @@ fn read_tree(dir: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(rel, std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -74,11 +80,21 @@ fn check(case: &str) {
         return;
     }
     let expected = read_tree(&expected_dir);
-    assert!(!expected.is_empty(), "{case}: no expectations; run with UPDATE_EXPECT=1 to create them");
+    assert!(
+        !expected.is_empty(),
+        "{case}: no expectations; run with UPDATE_EXPECT=1 to create them"
+    );
     let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&actual), names(&expected), "{case}: different files (UPDATE_EXPECT=1 to accept)");
+    assert_eq!(
+        names(&actual),
+        names(&expected),
+        "{case}: different files (UPDATE_EXPECT=1 to accept)"
+    );
     for (path, contents) in &expected {
-        assert_eq!(&actual[path], contents, "{case}: {path} differs (UPDATE_EXPECT=1 to accept)");
+        assert_eq!(
+            &actual[path], contents,
+            "{case}: {path} differs (UPDATE_EXPECT=1 to accept)"
+        );
     }
 }
 

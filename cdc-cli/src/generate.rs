@@ -4,8 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use cdc_build::output::{plan_sink, write_sink, SinkPlan};
-use cdc_build::{find_project_root, generate, load_project, Filter};
+use cdc_build::output::{sync_sink, ChangeKind, SinkPlan, SyncMode};
+use cdc_build::render::SinkRenderer;
+use cdc_build::{find_project_root, load_project, Filter};
 
 use crate::GenerateArgs;
 
@@ -27,17 +28,34 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     if let Some(table) = &args.table {
-        let known: Vec<&str> = project.sinks().flat_map(|s| s.tables.iter().map(|t| t.target_table.as_str())).collect();
+        let known: Vec<&str> = project
+            .sinks()
+            .flat_map(|s| s.tables.iter().map(|t| t.target_table.as_str()))
+            .collect();
         if !known.contains(&table.as_str()) {
-            bail!("no sink table named `{table}` (known: {})", known.join(", "));
+            bail!(
+                "no sink table named `{table}` (known: {})",
+                known.join(", ")
+            );
         }
     }
     let generated_at = cdc_core::time::now_utc();
-    let sinks = generate(&project, &generated_at);
-    let mut plans: Vec<SinkPlan> = Vec::with_capacity(sinks.len());
-    for sink in &sinks {
+    let mode = if args.check || args.dry_run {
+        SyncMode::Compare
+    } else {
+        SyncMode::Write
+    };
+    let mut plans: Vec<SinkPlan> = Vec::new();
+    for sink in project.sinks() {
+        let renderer = SinkRenderer::new(sink, &generated_at);
         let dir = root.join(MIGRATIONS_DIR).join(&sink.name);
-        plans.push(plan_sink(&dir, sink, args.table.as_deref())?);
+        plans.push(sync_sink(
+            &sink.name,
+            &dir,
+            &renderer,
+            args.table.as_deref(),
+            mode,
+        )?);
     }
     let shown = |dir: &Path| dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
 
@@ -46,7 +64,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         for plan in &plans {
             for change in plan.changed() {
                 stale += 1;
-                println!("stale: {}/{} ({})", shown(&plan.dir), change.path, change.kind.label());
+                println!(
+                    "stale: {}/{} ({})",
+                    shown(&plan.dir),
+                    change.path,
+                    change.kind.label()
+                );
             }
         }
         if stale > 0 {
@@ -58,22 +81,23 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     }
 
     for plan in &plans {
-        let count = |kind| plan.changes.iter().filter(|c| c.kind == kind).count();
-        use cdc_build::output::ChangeKind::*;
         if args.dry_run {
             for change in plan.changed() {
-                println!("would write: {}/{} ({})", shown(&plan.dir), change.path, change.kind.label());
+                println!(
+                    "would write: {}/{} ({})",
+                    shown(&plan.dir),
+                    change.path,
+                    change.kind.label()
+                );
             }
-        } else {
-            write_sink(plan)?;
         }
         println!(
             "{}: {} added, {} modified, {} removed, {} unchanged -> {}",
             plan.name,
-            count(Added),
-            count(Modified),
-            count(Removed),
-            count(Unchanged),
+            plan.count(ChangeKind::Added),
+            plan.count(ChangeKind::Modified),
+            plan.count(ChangeKind::Removed),
+            plan.count(ChangeKind::Unchanged),
             shown(&plan.dir)
         );
     }

@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 use std::time::SystemTime;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn cdc(dir: &Path, args: &[&str]) -> Output {
@@ -38,7 +41,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn example_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("services"), &dir.path().join("services"));
-    std::fs::copy(repo_root().join("sink-groups.yaml"), dir.path().join("sink-groups.yaml")).unwrap();
+    std::fs::copy(
+        repo_root().join("sink-groups.yaml"),
+        dir.path().join("sink-groups.yaml"),
+    )
+    .unwrap();
     dir
 }
 
@@ -79,66 +86,112 @@ fn regenerating_an_unchanged_project_writes_nothing() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     let migrations = project.path().join("migrations");
     let before = snapshot(&migrations);
-    assert!(before.len() >= 19, "expected every file of both sinks, got {}", before.len());
+    assert!(
+        before.len() >= 19,
+        "expected every file of both sinks, got {}",
+        before.len()
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = cdc(project.path(), &["manage-migrations", "generate"]);
     assert!(second.status.success());
-    assert!(text(&second.stdout).contains("0 added, 0 modified, 0 removed"), "{}", text(&second.stdout));
-    assert_eq!(snapshot(&migrations), before, "a regeneration rewrote files");
+    assert!(
+        text(&second.stdout).contains("0 added, 0 modified, 0 removed"),
+        "{}",
+        text(&second.stdout)
+    );
+    assert_eq!(
+        snapshot(&migrations),
+        before,
+        "a regeneration rewrote files"
+    );
 }
 
 #[test]
 fn check_names_stale_files_and_dry_run_writes_nothing() {
     let project = example_project();
-    assert!(cdc(project.path(), &["manage-migrations", "generate"]).status.success());
-    let actor = project.path().join("services/_schemas/directory/dbo/Actor.yaml");
+    assert!(cdc(project.path(), &["manage-migrations", "generate"])
+        .status
+        .success());
+    let actor = project
+        .path()
+        .join("services/_schemas/directory/dbo/Actor.yaml");
     let mut yaml = std::fs::read_to_string(&actor).unwrap();
     yaml.push_str("  - name: Nickname\n    type: nvarchar(40)\n    nullable: true\n");
     std::fs::write(&actor, yaml).unwrap();
     let migrations = project.path().join("migrations");
     let before = snapshot(&migrations);
 
-    let check = cdc(project.path(), &["manage-migrations", "generate", "--check"]);
+    let check = cdc(
+        project.path(),
+        &["manage-migrations", "generate", "--check"],
+    );
     assert_eq!(check.status.code(), Some(1));
     let stdout = text(&check.stdout);
-    assert!(stdout.contains("migrations/sink_asma.directory/01-tables/Actor.sql (modified)"), "{stdout}");
+    assert!(
+        stdout.contains("migrations/sink_asma.directory/01-tables/Actor.sql (modified)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Actor-staging.sql (modified)"), "{stdout}");
     assert!(!stdout.contains("AllTypes"), "only Actor changed: {stdout}");
 
-    let dry = cdc(project.path(), &["manage-migrations", "generate", "--dry-run"]);
+    let dry = cdc(
+        project.path(),
+        &["manage-migrations", "generate", "--dry-run"],
+    );
     assert!(dry.status.success());
-    assert!(text(&dry.stdout).contains("would write: migrations/sink_asma.directory/01-tables/Actor.sql (modified)"));
+    assert!(text(&dry.stdout)
+        .contains("would write: migrations/sink_asma.directory/01-tables/Actor.sql (modified)"));
     assert_eq!(snapshot(&migrations), before, "--dry-run wrote files");
 
     let real = cdc(project.path(), &["manage-migrations", "generate"]);
     assert!(real.status.success());
-    let sql = std::fs::read_to_string(migrations.join("sink_asma.directory/01-tables/Actor.sql")).unwrap();
+    let sql = std::fs::read_to_string(migrations.join("sink_asma.directory/01-tables/Actor.sql"))
+        .unwrap();
     assert!(sql.contains("\"Nickname\" varchar(40)"));
-    assert_eq!(cdc(project.path(), &["manage-migrations", "generate", "--check"]).status.code(), Some(0));
+    assert_eq!(
+        cdc(
+            project.path(),
+            &["manage-migrations", "generate", "--check"]
+        )
+        .status
+        .code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn bad_input_exits_2_and_leaves_everything_as_it_was() {
     let project = example_project();
     // Without migrations: nothing is created.
-    let actor = project.path().join("services/_schemas/directory/dbo/Actor.yaml");
+    let actor = project
+        .path()
+        .join("services/_schemas/directory/dbo/Actor.yaml");
     let good = std::fs::read_to_string(&actor).unwrap();
     std::fs::write(&actor, good.replace("    type: int\n", "")).unwrap();
     let out = cdc(project.path(), &["manage-migrations", "generate"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("services/_schemas/directory/dbo/Actor.yaml:"), "{stderr}");
+    assert!(
+        stderr.contains("services/_schemas/directory/dbo/Actor.yaml:"),
+        "{stderr}"
+    );
     assert!(stderr.contains("missing field `type`"), "{stderr}");
     assert!(!project.path().join("migrations").exists());
 
     // With migrations: they stay byte-identical.
     std::fs::write(&actor, &good).unwrap();
-    assert!(cdc(project.path(), &["manage-migrations", "generate"]).status.success());
+    assert!(cdc(project.path(), &["manage-migrations", "generate"])
+        .status
+        .success());
     let before = snapshot(&project.path().join("migrations"));
     std::fs::write(&actor, good.replace("name: Navn", "name: actno")).unwrap();
     let out = cdc(project.path(), &["manage-migrations", "generate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("listed twice"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("listed twice"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(snapshot(&project.path().join("migrations")), before);
 }
 
@@ -146,10 +199,19 @@ fn bad_input_exits_2_and_leaves_everything_as_it_was() {
 fn finds_the_project_root_from_a_subdirectory_and_filters() {
     let project = example_project();
     let sub = project.path().join("services/_schemas/billing");
-    let out = cdc(&sub, &["manage-migrations", "generate", "--service", "billing"]);
+    let out = cdc(
+        &sub,
+        &["manage-migrations", "generate", "--service", "billing"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(project.path().join("migrations/sink_asma.billing/manifest.yaml").is_file());
-    assert!(!project.path().join("migrations/sink_asma.directory").exists());
+    assert!(project
+        .path()
+        .join("migrations/sink_asma.billing/manifest.yaml")
+        .is_file());
+    assert!(!project
+        .path()
+        .join("migrations/sink_asma.directory")
+        .exists());
 
     let unknown = cdc(&sub, &["manage-migrations", "generate", "--sink", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
@@ -162,13 +224,26 @@ fn finds_the_project_root_from_a_subdirectory_and_filters() {
 #[test]
 fn a_table_left_out_of_a_sink_loses_its_files() {
     let project = example_project();
-    assert!(cdc(project.path(), &["manage-migrations", "generate"]).status.success());
+    assert!(cdc(project.path(), &["manage-migrations", "generate"])
+        .status
+        .success());
     let service = project.path().join("services/directory.yaml");
     let yaml = std::fs::read_to_string(&service).unwrap();
-    std::fs::write(&service, yaml.replace("        directory.AuditTrail:\n          from: dbo.AuditTrail\n", "")).unwrap();
+    std::fs::write(
+        &service,
+        yaml.replace(
+            "        directory.AuditTrail:\n          from: dbo.AuditTrail\n",
+            "",
+        ),
+    )
+    .unwrap();
     let out = cdc(project.path(), &["manage-migrations", "generate"]);
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("sink_asma.directory: 0 added, 1 modified, 1 removed"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("sink_asma.directory: 0 added, 1 modified, 1 removed"),
+        "{}",
+        text(&out.stdout)
+    );
     let dir = project.path().join("migrations/sink_asma.directory");
     assert!(!dir.join("01-tables/AuditTrail.sql").exists());
     let manifest = std::fs::read_to_string(dir.join("manifest.yaml")).unwrap();

@@ -136,7 +136,8 @@ pub fn split_migration(text: &str) -> Result<SplitMigration<'_>, ChecksumError> 
     for (index, line) in text.split_inclusive('\n').enumerate() {
         if let Some(rest) = line.strip_prefix(CHECKSUM_LINE_PREFIX) {
             let hex = rest.trim_end_matches(['\n', '\r']).trim();
-            let embedded = Checksum::parse(hex).ok_or(ChecksumError::Malformed { line: index + 1 })?;
+            let embedded =
+                Checksum::parse(hex).ok_or(ChecksumError::Malformed { line: index + 1 })?;
             return Ok(SplitMigration {
                 header: &text[..offset],
                 embedded,

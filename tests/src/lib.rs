@@ -30,6 +30,7 @@
 
 mod binaries;
 mod error;
+pub mod fixture;
 mod os_user;
 mod server;
 mod shared;

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use super::table::{column_definition, converge_columns_json};
 use super::{TableNames, MARK_TRIGGER};
 use crate::columns::{
-    staging_extra_columns, ColumnOrigin, COL_IS_DELETED, COL_KAFKA_OFFSET, COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE,
-    COL_SOURCE_TS, COL_SYNC_TIMESTAMP,
+    staging_extra_columns, ColumnOrigin, COL_IS_DELETED, COL_KAFKA_OFFSET, COL_KAFKA_TIMESTAMP,
+    COL_OPERATION, COL_SOURCE, COL_SOURCE_TS, COL_SYNC_TIMESTAMP,
 };
 use crate::ident::{dollar_quote, qualified, quote_ident, quote_literal};
 use crate::project::SinkTable;
@@ -80,7 +80,10 @@ fn render_merge_function(table: &SinkTable, names: &TableNames) -> String {
     let function = qualified(&table.target_schema, &names.merge_function);
     let schema_lit = quote_literal(&table.target_schema);
     let table_lit = quote_literal(&table.target_table);
-    let lock_key = quote_literal(&format!("cdc_merge:{}.{}", table.target_schema, table.target_table));
+    let lock_key = quote_literal(&format!(
+        "cdc_merge:{}.{}",
+        table.target_schema, table.target_table
+    ));
     let q = |alias: &str, col: &str| format!("{alias}.{}", quote_ident(col));
     let pos = |alias: &str| {
         format!(
@@ -89,7 +92,14 @@ fn render_merge_function(table: &SinkTable, names: &TableNames) -> String {
             q(alias, COL_KAFKA_OFFSET)
         )
     };
-    let pk_list = |alias: &str| table.primary_key.iter().map(|k| q(alias, k)).collect::<Vec<_>>().join(", ");
+    let pk_list = |alias: &str| {
+        table
+            .primary_key
+            .iter()
+            .map(|k| q(alias, k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let pk_match = |a: &str, b: &str| {
         table
             .primary_key
@@ -98,7 +108,10 @@ fn render_merge_function(table: &SinkTable, names: &TableNames) -> String {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    let is_delete = format!("upper(coalesce({}, '')) IN ('DELETE', 'D')", q("l", COL_OPERATION));
+    let is_delete = format!(
+        "upper(coalesce({}, '')) IN ('DELETE', 'D')",
+        q("l", COL_OPERATION)
+    );
     let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let select_exprs: Vec<String> = table
         .columns
@@ -107,7 +120,9 @@ fn render_merge_function(table: &SinkTable, names: &TableNames) -> String {
             COL_IS_DELETED => "false".to_string(),
             COL_SYNC_TIMESTAMP => "now()".to_string(),
             name => match (&c.default, c.origin) {
-                (Some(default), ColumnOrigin::Template) => format!("coalesce({}, {default})", q("l", name)),
+                (Some(default), ColumnOrigin::Template) => {
+                    format!("coalesce({}, {default})", q("l", name))
+                }
                 _ => q("l", name),
             },
         })
@@ -280,7 +295,12 @@ BEGIN
 END;
 "#,
         pk_b = pk_list("b"),
-        pk_plain = table.primary_key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", "),
+        pk_plain = table
+            .primary_key
+            .iter()
+            .map(|k| quote_ident(k))
+            .collect::<Vec<_>>()
+            .join(", "),
         ts = quote_ident(COL_SOURCE_TS),
         off = quote_ident(COL_KAFKA_OFFSET),
         kafka_ts = quote_ident(COL_KAFKA_TIMESTAMP),

@@ -59,7 +59,9 @@ pub fn render_table(table: &SinkTable, names: &TableNames) -> String {
     let target = qualified(&table.target_schema, &table.target_table);
     let mut out = String::with_capacity(200 + table.columns.len() * 160);
     if table.target_exists {
-        out.push_str("-- The table is managed outside these migrations (target_exists): it is checked\n");
+        out.push_str(
+            "-- The table is managed outside these migrations (target_exists): it is checked\n",
+        );
         out.push_str("-- and given the missing columns below, never created or dropped here.\n");
     } else {
         let _ = writeln!(out, "CREATE TABLE IF NOT EXISTS {target} (");
@@ -75,7 +77,9 @@ pub fn render_table(table: &SinkTable, names: &TableNames) -> String {
             let _ = writeln!(out, "    PRIMARY KEY ({})", key.join(", "));
         }
         out.push_str(");\n\n");
-        out.push_str("-- Bring an existing (older) table to this shape; unsafe changes are refused.\n");
+        out.push_str(
+            "-- Bring an existing (older) table to this shape; unsafe changes are refused.\n",
+        );
     }
     let _ = write!(
         out,
