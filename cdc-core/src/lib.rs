@@ -9,7 +9,9 @@
 //! - [`manifest`]: the `manifest.yaml` model, its renderer and a strict reader
 //!   for the exact subset the generator writes (no YAML library needed at runtime);
 //! - [`category`]: file categories and the apply order;
-//! - [`history`]: the DDL of `cdc_management.migration_history`.
+//! - [`history`]: the DDL of `cdc_management.migration_history`;
+//! - [`migrations`]: a sink's files as one value, loaded from a directory or
+//!   embedded by `include_migrations!`, verified the same way in both cases.
 //!
 //! ```
 //! use cdc_core::checksum::{body_checksum, split_migration};
@@ -26,8 +28,10 @@ pub mod category;
 pub mod checksum;
 pub mod history;
 pub mod manifest;
+pub mod migrations;
 pub mod time;
 
 pub use category::{apply_order, FileCategory, OrderedFile};
 pub use checksum::{body_checksum, split_migration, Checksum, ChecksumError, SplitMigration};
 pub use manifest::{Manifest, ManifestError, SinkTarget};
+pub use migrations::{DatabaseEntry, LoadError, MigrationFile, Migrations};

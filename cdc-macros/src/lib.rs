@@ -1,0 +1,1 @@
+//! `include_migrations!` (being built: see the embedding issue).
