@@ -1,8 +1,10 @@
 //! The `cdc` command line: argument definitions and dispatch.
 //!
-//! Exit codes follow the spec: 0 done, 1 a check found differences, 2 usage,
-//! input or configuration error.
+//! Exit codes follow the spec: generate 0 done, 1 `--check` found differences;
+//! apply 0 done, 1 failed; status 0 all applied, 1 pending or modified; every
+//! command 2 for a usage, input or configuration error.
 
+mod apply;
 mod generate;
 
 use std::path::PathBuf;
@@ -32,6 +34,68 @@ pub enum Command {
 pub enum MigrationsCommand {
     /// Generate migration SQL files and manifests from the service YAML.
     Generate(GenerateArgs),
+    /// Apply pending migrations of a sink to its PostgreSQL database.
+    Apply(ApplyArgs),
+    /// Show which files of a sink are applied, pending or modified.
+    Status(StatusArgs),
+}
+
+/// Output format of apply and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `cdc manage-migrations apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Environment: selects the database from the manifest and the PG_<ENV>_* variables.
+    #[arg(long)]
+    pub env: String,
+    /// The sink (required when there are several).
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Show what would be applied; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+    /// Seconds to wait for another migrator of the same sink.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_wait: u64,
+    /// Seconds to keep retrying while the server is unreachable.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub connect_retry: u64,
+    /// Project root (default: the first directory upward that holds `migrations/` or `services/`).
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+}
+
+/// Arguments of `cdc manage-migrations status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Environment to compare with.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// List the files as pending without connecting.
+    #[arg(long)]
+    pub offline: bool,
+    /// Seconds to keep retrying while the server is unreachable.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub connect_retry: u64,
+    /// The sink (required when there are several).
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+    /// Project root.
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
 }
 
 /// Arguments of `cdc manage-migrations generate`.
@@ -61,6 +125,8 @@ pub struct GenerateArgs {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::ManageMigrations(MigrationsCommand::Generate(args)) => generate::run(&args),
+        Command::ManageMigrations(MigrationsCommand::Apply(args)) => apply::run_apply(&args),
+        Command::ManageMigrations(MigrationsCommand::Status(args)) => apply::run_status(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,41 @@
-//! Applying CDC migrations to PostgreSQL (being built).
+//! Applies a sink's CDC migrations to PostgreSQL, safely, at start-up or from
+//! the CLI (DESIGN.md §6).
+//!
+//! One engine serves both: migrations embedded in the binary with
+//! `include_migrations!` or read from disk with [`Migrations::load_dir`].
+//!
+//! - Every file's checksum is verified before anything is sent; a tampered file
+//!   stops the run naming the file and both hashes.
+//! - A boot where everything is applied costs one round trip.
+//! - Otherwise the sink's session advisory lock is taken (bounded wait), so
+//!   several replicas can boot at once; `cdc_management.migration_history` is
+//!   created (or adopted from the older tool's shape) and re-read under the lock.
+//! - Each pending file runs with its history row in one transaction; a failure
+//!   rolls that file back and reports file, SQLSTATE and line.
+//!
+//! ```rust,no_run
+//! use cdc_runtime::{connect, ConnectOptions, Migrations, Migrator};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let migrations = Migrations::load_dir("migrations/sink_asma.directory".as_ref())?;
+//! let options = ConnectOptions::from_env("dev", migrations.database("dev").unwrap_or("postgres"))?;
+//! let mut client = connect(&options)?;
+//! let report = Migrator::new(&migrations).apply(&mut client)?;
+//! println!("{report}");
+//! # Ok(()) }
+//! ```
 
+mod apply;
+mod apply_async;
+pub mod connect;
+mod error;
+pub mod merge;
+pub mod plan;
+pub mod sql;
+
+pub use apply::{MigrateOptions, Migrator};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
+pub use connect::{connect, connect_async, ConnectOptions, SslMode};
+pub use error::ApplyError;
+pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};
 pub use {postgres, tokio_postgres};

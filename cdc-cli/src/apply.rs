@@ -1,0 +1,224 @@
+//! `cdc manage-migrations apply` and `status`.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context as _};
+use cdc_runtime::{connect, ApplyError, ApplyEvent, ConnectOptions, FileState, FileStatus, Migrations, Migrator};
+use serde_json::json;
+
+use crate::generate::MIGRATIONS_DIR;
+use crate::{ApplyArgs, OutputFormat, StatusArgs};
+
+/// A usage or configuration problem: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow!(UsageError(message.into()))
+}
+
+/// The project root: `--project-dir`, else the first directory upward holding `migrations/` or `services/`.
+fn project_root(project_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let start = match project_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let start = start.canonicalize().with_context(|| format!("{}", start.display()))?;
+    start
+        .ancestors()
+        .find(|dir| dir.join(MIGRATIONS_DIR).is_dir() || dir.join("services").is_dir())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| usage(format!("no project found: no `migrations/` or `services/` in {} or above", start.display())))
+}
+
+/// Picks the sink directory: the one given, or the only one there is.
+fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
+    let base = root.join(MIGRATIONS_DIR);
+    let mut sinks: Vec<String> = std::fs::read_dir(&base)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("manifest.yaml").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    sinks.sort();
+    match sink {
+        Some(name) if sinks.iter().any(|s| s == name) => Ok(base.join(name)),
+        Some(name) => Err(usage(format!(
+            "no sink `{name}` under {} (found: {}); run `cdc manage-migrations generate` first",
+            base.display(),
+            if sinks.is_empty() { "none".to_string() } else { sinks.join(", ") }
+        ))),
+        None => match sinks.as_slice() {
+            [only] => Ok(base.join(only)),
+            [] => Err(usage(format!(
+                "no generated sink under {}; run `cdc manage-migrations generate` first",
+                base.display()
+            ))),
+            many => Err(usage(format!("several sinks; choose one with --sink: {}", many.join(", ")))),
+        },
+    }
+}
+
+fn load(dir: &Path) -> anyhow::Result<Migrations> {
+    Migrations::load_dir(dir).map_err(|e| anyhow!(e))
+}
+
+fn connect_for(migrations: &Migrations, env: &str, retry_seconds: u64) -> anyhow::Result<cdc_runtime::postgres::Client> {
+    let Some(database) = migrations.database(env) else {
+        let known: Vec<&str> = migrations.databases().iter().map(|d| d.env.as_ref()).collect();
+        return Err(usage(format!(
+            "environment `{env}` is not in the manifest of sink `{}` (known: {})",
+            migrations.sink(),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )));
+    };
+    let mut options = ConnectOptions::from_env(env, database).map_err(usage)?;
+    options.retry_for = std::time::Duration::from_secs(retry_seconds);
+    Ok(connect(&options)?)
+}
+
+pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let root = project_root(args.project_dir.as_deref())?;
+    let dir = sink_dir(&root, args.sink.as_deref())?;
+    let migrations = match Migrations::load_dir(&dir) {
+        Ok(m) => m,
+        Err(e) => return fail(args.format, &anyhow!(e)),
+    };
+    let mut client = match connect_for(&migrations, &args.env, args.connect_retry) {
+        Ok(client) => client,
+        Err(e) if e.is::<UsageError>() => return Err(e),
+        Err(e) => return fail(args.format, &e),
+    };
+    let mut migrator = Migrator::new(&migrations).lock_wait(std::time::Duration::from_secs(args.lock_wait));
+    if args.dry_run {
+        let statuses = migrator.status(&mut client)?;
+        print_statuses(&migrations, &statuses, args.format, true);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if std::io::stderr().is_terminal() && args.format == OutputFormat::Text {
+        migrator = migrator.on_event(|event| match event {
+            ApplyEvent::WaitingForLock => eprintln!("waiting for another migrator of this sink..."),
+            ApplyEvent::Applying { path, index, total } => eprintln!("[{index}/{total}] {path}"),
+        });
+    }
+    match migrator.apply(&mut client) {
+        Ok(report) => {
+            match args.format {
+                OutputFormat::Text => println!("{report}"),
+                OutputFormat::Json => {
+                    let files: Vec<_> = report
+                        .files
+                        .iter()
+                        .map(|f| json!({"path": f.path, "category": f.category.as_str(), "outcome": f.outcome.label(), "duration_ms": f.duration.as_millis() as u64}))
+                        .collect();
+                    println!(
+                        "{}",
+                        json!({"sink": report.sink, "files": files, "new": report.count(cdc_runtime::Outcome::New),
+                               "updated": report.count(cdc_runtime::Outcome::Updated),
+                               "skipped": report.count(cdc_runtime::Outcome::Skipped),
+                               "total_ms": report.total.as_millis() as u64})
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(args.format, &anyhow!(e)),
+    }
+}
+
+/// Reports a failed run: exit code 1.
+fn fail(format: OutputFormat, error: &anyhow::Error) -> anyhow::Result<ExitCode> {
+    match format {
+        OutputFormat::Text => eprintln!("error: {error:#}"),
+        OutputFormat::Json => {
+            let mut value = json!({"error": format!("{error:#}")});
+            if let Some(ApplyError::FileFailed { file, line, sqlstate, message, .. }) = error.downcast_ref::<ApplyError>() {
+                value = json!({"error": {"file": file, "line": line, "sqlstate": sqlstate, "message": message}});
+            }
+            println!("{value}");
+        }
+    }
+    Ok(ExitCode::from(1))
+}
+
+pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let root = project_root(args.project_dir.as_deref())?;
+    let dir = sink_dir(&root, args.sink.as_deref())?;
+    let migrations = load(&dir)?;
+    let statuses: Vec<FileStatus> = match (&args.env, args.offline) {
+        (Some(_), true) => bail!(UsageError("--env and --offline exclude each other".into())),
+        (None, false) => bail!(UsageError("give --env ENV to compare with the database, or --offline".into())),
+        (None, true) => migrations
+            .files()
+            .iter()
+            .map(|f| FileStatus {
+                path: f.path.to_string(),
+                category: f.category,
+                state: FileState::Pending,
+            })
+            .collect(),
+        (Some(env), false) => {
+            let mut client = connect_for(&migrations, env, args.connect_retry)?;
+            Migrator::new(&migrations).status(&mut client)?
+        }
+    };
+    print_statuses(&migrations, &statuses, args.format, false);
+    let all_applied = statuses.iter().all(|s| matches!(s.state, FileState::Applied { .. }));
+    Ok(if all_applied { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_statuses(migrations: &Migrations, statuses: &[FileStatus], format: OutputFormat, as_plan: bool) {
+    let count = |label: &str| statuses.iter().filter(|s| s.state.label() == label).count();
+    match format {
+        OutputFormat::Json => {
+            let files: Vec<_> = statuses
+                .iter()
+                .map(|s| {
+                    let applied_at = match &s.state {
+                        FileState::Applied { applied_at } | FileState::Modified { applied_at } => Some(applied_at.as_str()),
+                        FileState::Pending => None,
+                    };
+                    json!({"path": s.path, "category": s.category.as_str(), "state": s.state.label(), "applied_at": applied_at})
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({"sink": migrations.sink(), "files": files, "applied": count("applied"), "pending": count("pending"), "modified": count("modified")})
+            );
+        }
+        OutputFormat::Text => {
+            for s in statuses {
+                let (label, when) = match (&s.state, as_plan) {
+                    (FileState::Applied { applied_at }, false) => ("applied", applied_at.clone()),
+                    (FileState::Modified { applied_at }, false) => ("modified", format!("applied {applied_at} with another checksum")),
+                    (FileState::Pending, false) => ("pending", String::new()),
+                    (FileState::Applied { .. }, true) => ("skip", String::new()),
+                    (FileState::Modified { .. }, true) => ("re-apply", "checksum changed".to_string()),
+                    (FileState::Pending, true) => ("apply", "new".to_string()),
+                };
+                println!("{label:<9} {}{}", s.path, if when.is_empty() { String::new() } else { format!("  ({when})") });
+            }
+            println!(
+                "sink {}: {} applied, {} pending, {} modified{}",
+                migrations.sink(),
+                count("applied"),
+                count("pending"),
+                count("modified"),
+                if as_plan { " (dry run: nothing changed)" } else { "" }
+            );
+        }
+    }
+}
