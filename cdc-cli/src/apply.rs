@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
-use cdc_runtime::{connect, ApplyError, ApplyEvent, ConnectOptions, FileState, FileStatus, Migrations, Migrator};
+use cdc_runtime::{
+    connect, ApplyError, ApplyEvent, ConnectOptions, FileState, FileStatus, Migrations, Migrator,
+};
 use serde_json::json;
 
 use crate::generate::MIGRATIONS_DIR;
@@ -33,12 +35,19 @@ fn project_root(project_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
         Some(dir) => dir.to_path_buf(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let start = start.canonicalize().with_context(|| format!("{}", start.display()))?;
+    let start = start
+        .canonicalize()
+        .with_context(|| format!("{}", start.display()))?;
     start
         .ancestors()
         .find(|dir| dir.join(MIGRATIONS_DIR).is_dir() || dir.join("services").is_dir())
         .map(Path::to_path_buf)
-        .ok_or_else(|| usage(format!("no project found: no `migrations/` or `services/` in {} or above", start.display())))
+        .ok_or_else(|| {
+            usage(format!(
+                "no project found: no `migrations/` or `services/` in {} or above",
+                start.display()
+            ))
+        })
 }
 
 /// Picks the sink directory: the one given, or the only one there is.
@@ -59,7 +68,11 @@ fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
         Some(name) => Err(usage(format!(
             "no sink `{name}` under {} (found: {}); run `cdc manage-migrations generate` first",
             base.display(),
-            if sinks.is_empty() { "none".to_string() } else { sinks.join(", ") }
+            if sinks.is_empty() {
+                "none".to_string()
+            } else {
+                sinks.join(", ")
+            }
         ))),
         None => match sinks.as_slice() {
             [only] => Ok(base.join(only)),
@@ -67,7 +80,10 @@ fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
                 "no generated sink under {}; run `cdc manage-migrations generate` first",
                 base.display()
             ))),
-            many => Err(usage(format!("several sinks; choose one with --sink: {}", many.join(", ")))),
+            many => Err(usage(format!(
+                "several sinks; choose one with --sink: {}",
+                many.join(", ")
+            ))),
         },
     }
 }
@@ -76,13 +92,25 @@ fn load(dir: &Path) -> anyhow::Result<Migrations> {
     Migrations::load_dir(dir).map_err(|e| anyhow!(e))
 }
 
-fn connect_for(migrations: &Migrations, env: &str, retry_seconds: u64) -> anyhow::Result<cdc_runtime::postgres::Client> {
+fn connect_for(
+    migrations: &Migrations,
+    env: &str,
+    retry_seconds: u64,
+) -> anyhow::Result<cdc_runtime::postgres::Client> {
     let Some(database) = migrations.database(env) else {
-        let known: Vec<&str> = migrations.databases().iter().map(|d| d.env.as_ref()).collect();
+        let known: Vec<&str> = migrations
+            .databases()
+            .iter()
+            .map(|d| d.env.as_ref())
+            .collect();
         return Err(usage(format!(
             "environment `{env}` is not in the manifest of sink `{}` (known: {})",
             migrations.sink(),
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         )));
     };
     let mut options = ConnectOptions::from_env(env, database).map_err(usage)?;
@@ -102,7 +130,8 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Err(e) if e.is::<UsageError>() => return Err(e),
         Err(e) => return fail(args.format, &e),
     };
-    let mut migrator = Migrator::new(&migrations).lock_wait(std::time::Duration::from_secs(args.lock_wait));
+    let mut migrator =
+        Migrator::new(&migrations).lock_wait(std::time::Duration::from_secs(args.lock_wait));
     if args.dry_run {
         let statuses = migrator.status(&mut client)?;
         print_statuses(&migrations, &statuses, args.format, true);
@@ -145,7 +174,14 @@ fn fail(format: OutputFormat, error: &anyhow::Error) -> anyhow::Result<ExitCode>
         OutputFormat::Text => eprintln!("error: {error:#}"),
         OutputFormat::Json => {
             let mut value = json!({"error": format!("{error:#}")});
-            if let Some(ApplyError::FileFailed { file, line, sqlstate, message, .. }) = error.downcast_ref::<ApplyError>() {
+            if let Some(ApplyError::FileFailed {
+                file,
+                line,
+                sqlstate,
+                message,
+                ..
+            }) = error.downcast_ref::<ApplyError>()
+            {
                 value = json!({"error": {"file": file, "line": line, "sqlstate": sqlstate, "message": message}});
             }
             println!("{value}");
@@ -160,7 +196,9 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let migrations = load(&dir)?;
     let statuses: Vec<FileStatus> = match (&args.env, args.offline) {
         (Some(_), true) => bail!(UsageError("--env and --offline exclude each other".into())),
-        (None, false) => bail!(UsageError("give --env ENV to compare with the database, or --offline".into())),
+        (None, false) => bail!(UsageError(
+            "give --env ENV to compare with the database, or --offline".into()
+        )),
         (None, true) => migrations
             .files()
             .iter()
@@ -176,11 +214,22 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
     };
     print_statuses(&migrations, &statuses, args.format, false);
-    let all_applied = statuses.iter().all(|s| matches!(s.state, FileState::Applied { .. }));
-    Ok(if all_applied { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let all_applied = statuses
+        .iter()
+        .all(|s| matches!(s.state, FileState::Applied { .. }));
+    Ok(if all_applied {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-fn print_statuses(migrations: &Migrations, statuses: &[FileStatus], format: OutputFormat, as_plan: bool) {
+fn print_statuses(
+    migrations: &Migrations,
+    statuses: &[FileStatus],
+    format: OutputFormat,
+    as_plan: bool,
+) {
     let count = |label: &str| statuses.iter().filter(|s| s.state.label() == label).count();
     match format {
         OutputFormat::Json => {
@@ -203,13 +252,26 @@ fn print_statuses(migrations: &Migrations, statuses: &[FileStatus], format: Outp
             for s in statuses {
                 let (label, when) = match (&s.state, as_plan) {
                     (FileState::Applied { applied_at }, false) => ("applied", applied_at.clone()),
-                    (FileState::Modified { applied_at }, false) => ("modified", format!("applied {applied_at} with another checksum")),
+                    (FileState::Modified { applied_at }, false) => (
+                        "modified",
+                        format!("applied {applied_at} with another checksum"),
+                    ),
                     (FileState::Pending, false) => ("pending", String::new()),
                     (FileState::Applied { .. }, true) => ("skip", String::new()),
-                    (FileState::Modified { .. }, true) => ("re-apply", "checksum changed".to_string()),
+                    (FileState::Modified { .. }, true) => {
+                        ("re-apply", "checksum changed".to_string())
+                    }
                     (FileState::Pending, true) => ("apply", "new".to_string()),
                 };
-                println!("{label:<9} {}{}", s.path, if when.is_empty() { String::new() } else { format!("  ({when})") });
+                println!(
+                    "{label:<9} {}{}",
+                    s.path,
+                    if when.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({when})")
+                    }
+                );
             }
             println!(
                 "sink {}: {} applied, {} pending, {} modified{}",
@@ -217,7 +279,11 @@ fn print_statuses(migrations: &Migrations, statuses: &[FileStatus], format: Outp
                 count("applied"),
                 count("pending"),
                 count("modified"),
-                if as_plan { " (dry run: nothing changed)" } else { "" }
+                if as_plan {
+                    " (dry run: nothing changed)"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -9,7 +9,10 @@ use cdc_core::checksum::{assemble, split_migration};
 const SINK: &str = "sink_asma.directory";
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -28,13 +31,26 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A project holding a copy of the committed migrations, with `dev` pointing at a fresh database.
 fn project(db: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&repo_root().join("migrations"), &dir.path().join("migrations"));
+    copy_dir(
+        &repo_root().join("migrations"),
+        &dir.path().join("migrations"),
+    );
     for sink in ["sink_asma.directory", "sink_asma.billing"] {
-        let manifest = dir.path().join("migrations").join(sink).join("manifest.yaml");
+        let manifest = dir
+            .path()
+            .join("migrations")
+            .join(sink)
+            .join("manifest.yaml");
         let text = std::fs::read_to_string(&manifest).expect("manifest");
         let text = text
             .lines()
-            .map(|l| if l.trim_start().starts_with("dev:") { format!("    dev: \"{db}\"") } else { l.to_string() })
+            .map(|l| {
+                if l.trim_start().starts_with("dev:") {
+                    format!("    dev: \"{db}\"")
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(&manifest, text + "\n").expect("write manifest");
@@ -79,56 +95,169 @@ fn apply_then_status_with_exit_codes_and_json() {
 
     let several = run(dir, &["manage-migrations", "apply", "--env", "dev"]);
     assert_eq!(several.status.code(), Some(2));
-    assert!(text(&several.stderr).contains("several sinks; choose one with --sink"), "{}", text(&several.stderr));
-    let unknown_env = run(dir, &["manage-migrations", "apply", "--env", "qa", "--sink", SINK]);
+    assert!(
+        text(&several.stderr).contains("several sinks; choose one with --sink"),
+        "{}",
+        text(&several.stderr)
+    );
+    let unknown_env = run(
+        dir,
+        &["manage-migrations", "apply", "--env", "qa", "--sink", SINK],
+    );
     assert_eq!(unknown_env.status.code(), Some(2));
-    assert!(text(&unknown_env.stderr).contains("environment `qa` is not in the manifest"), "{}", text(&unknown_env.stderr));
+    assert!(
+        text(&unknown_env.stderr).contains("environment `qa` is not in the manifest"),
+        "{}",
+        text(&unknown_env.stderr)
+    );
 
-    let offline = run(dir, &["manage-migrations", "status", "--offline", "--sink", SINK]);
+    let offline = run(
+        dir,
+        &["manage-migrations", "status", "--offline", "--sink", SINK],
+    );
     assert_eq!(offline.status.code(), Some(1));
-    assert!(text(&offline.stdout).contains("0 applied, 11 pending, 0 modified"), "{}", text(&offline.stdout));
+    assert!(
+        text(&offline.stdout).contains("0 applied, 11 pending, 0 modified"),
+        "{}",
+        text(&offline.stdout)
+    );
 
-    let dry = run(dir, &["manage-migrations", "apply", "--env", "dev", "--sink", SINK, "--dry-run"]);
+    let dry = run(
+        dir,
+        &[
+            "manage-migrations",
+            "apply",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+            "--dry-run",
+        ],
+    );
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
-    assert!(text(&dry.stdout).contains("apply     01-tables/Actor.sql  (new)"), "{}", text(&dry.stdout));
-    let pending = run(dir, &["manage-migrations", "status", "--env", "dev", "--sink", SINK]);
+    assert!(
+        text(&dry.stdout).contains("apply     01-tables/Actor.sql  (new)"),
+        "{}",
+        text(&dry.stdout)
+    );
+    let pending = run(
+        dir,
+        &[
+            "manage-migrations",
+            "status",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+        ],
+    );
     assert_eq!(pending.status.code(), Some(1), "dry run changed nothing");
 
-    let apply = run(dir, &["manage-migrations", "apply", "--env", "dev", "--sink", SINK, "--format", "json"]);
+    let apply = run(
+        dir,
+        &[
+            "manage-migrations",
+            "apply",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(apply.status.code(), Some(0), "{}", text(&apply.stderr));
     let report: serde_json::Value = serde_json::from_slice(&apply.stdout).expect("json");
     assert_eq!(report["new"], 11);
-    assert_eq!(report["files"][0]["path"], "00-infrastructure/01-create-schemas.sql");
+    assert_eq!(
+        report["files"][0]["path"],
+        "00-infrastructure/01-create-schemas.sql"
+    );
 
-    let status = run(dir, &["manage-migrations", "status", "--env", "dev", "--sink", SINK, "--format", "json"]);
+    let status = run(
+        dir,
+        &[
+            "manage-migrations",
+            "status",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(status.status.code(), Some(0));
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["applied"], 11);
     assert!(status["files"][0]["applied_at"].is_string());
 
     // A regenerated file shows as modified, and apply re-applies it.
-    rewrite_body(&dir.join("migrations").join(SINK).join("01-tables/AuditTrail.sql"), |b| format!("{b}-- regenerated\n"));
-    let modified = run(dir, &["manage-migrations", "status", "--env", "dev", "--sink", SINK]);
+    rewrite_body(
+        &dir.join("migrations")
+            .join(SINK)
+            .join("01-tables/AuditTrail.sql"),
+        |b| format!("{b}-- regenerated\n"),
+    );
+    let modified = run(
+        dir,
+        &[
+            "manage-migrations",
+            "status",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+        ],
+    );
     assert_eq!(modified.status.code(), Some(1));
-    assert!(text(&modified.stdout).contains("modified  01-tables/AuditTrail.sql"), "{}", text(&modified.stdout));
-    let again = run(dir, &["manage-migrations", "apply", "--env", "dev", "--sink", SINK]);
+    assert!(
+        text(&modified.stdout).contains("modified  01-tables/AuditTrail.sql"),
+        "{}",
+        text(&modified.stdout)
+    );
+    let again = run(
+        dir,
+        &["manage-migrations", "apply", "--env", "dev", "--sink", SINK],
+    );
     assert_eq!(again.status.code(), Some(0));
-    assert!(text(&again.stdout).contains("0 new, 1 updated, 10 skipped"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("0 new, 1 updated, 10 skipped"),
+        "{}",
+        text(&again.stdout)
+    );
 }
 
 #[test]
 fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
     let db = tests::shared().create_database("cli_tampered");
     let project = project(&db);
-    let file = project.path().join("migrations").join(SINK).join("01-tables/Actor.sql");
+    let file = project
+        .path()
+        .join("migrations")
+        .join(SINK)
+        .join("01-tables/Actor.sql");
     let contents = std::fs::read_to_string(&file).expect("read");
-    std::fs::write(&file, contents.replace("\"Navn\" varchar(100)", "\"Navn\" varchar(10)")).expect("write");
-    let out = run(project.path(), &["manage-migrations", "apply", "--env", "dev", "--sink", SINK]);
+    std::fs::write(
+        &file,
+        contents.replace("\"Navn\" varchar(100)", "\"Navn\" varchar(10)"),
+    )
+    .expect("write");
+    let out = run(
+        project.path(),
+        &["manage-migrations", "apply", "--env", "dev", "--sink", SINK],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("01-tables/Actor.sql") && stderr.contains("checksum mismatch"), "{stderr}");
+    assert!(
+        stderr.contains("01-tables/Actor.sql") && stderr.contains("checksum mismatch"),
+        "{stderr}"
+    );
     let mut client = tests::shared().client(&db);
-    let exists: bool = client.query_one("SELECT to_regnamespace('directory') IS NOT NULL", &[]).expect("q").get(0);
+    let exists: bool = client
+        .query_one("SELECT to_regnamespace('directory') IS NOT NULL", &[])
+        .expect("q")
+        .get(0);
     assert!(!exists, "nothing was applied");
 }
 
@@ -136,10 +265,37 @@ fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
 fn a_failing_file_exits_1_naming_file_sqlstate_and_line() {
     let db = tests::shared().create_database("cli_failing");
     let project = project(&db);
-    let file = project.path().join("migrations").join(SINK).join("01-tables/select.sql");
-    rewrite_body(&file, |b| b.replacen("CREATE INDEX", "SELECT * FROM no_such_table;\nCREATE INDEX", 1));
-    let line = std::fs::read_to_string(&file).expect("read").lines().position(|l| l.contains("no_such_table")).expect("line") + 1;
-    let out = run(project.path(), &["manage-migrations", "apply", "--env", "dev", "--sink", SINK, "--format", "json"]);
+    let file = project
+        .path()
+        .join("migrations")
+        .join(SINK)
+        .join("01-tables/select.sql");
+    rewrite_body(&file, |b| {
+        b.replacen(
+            "CREATE INDEX",
+            "SELECT * FROM no_such_table;\nCREATE INDEX",
+            1,
+        )
+    });
+    let line = std::fs::read_to_string(&file)
+        .expect("read")
+        .lines()
+        .position(|l| l.contains("no_such_table"))
+        .expect("line")
+        + 1;
+    let out = run(
+        project.path(),
+        &[
+            "manage-migrations",
+            "apply",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(error["error"]["file"], "01-tables/select.sql");
@@ -156,12 +312,17 @@ fn a_migrator_killed_mid_run_leaves_no_half_applied_file_and_the_next_run_comple
     let actor = sink_dir.join("01-tables/Actor.sql");
     let original = std::fs::read(&actor).expect("read");
     // A slow statement after the CREATE TABLE of one file.
-    rewrite_body(&actor, |b| b.replacen("CALL ", "SELECT pg_sleep(60);\nCALL ", 1));
-    let mut child = cdc(project.path(), &["manage-migrations", "apply", "--env", "dev", "--sink", SINK])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    rewrite_body(&actor, |b| {
+        b.replacen("CALL ", "SELECT pg_sleep(60);\nCALL ", 1)
+    });
+    let mut child = cdc(
+        project.path(),
+        &["manage-migrations", "apply", "--env", "dev", "--sink", SINK],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
     let mut client = server.client(&db);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -175,7 +336,10 @@ fn a_migrator_killed_mid_run_leaves_no_half_applied_file_and_the_next_run_comple
         if sleeping > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the migrator never reached the slow file");
+        assert!(
+            Instant::now() < deadline,
+            "the migrator never reached the slow file"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().expect("SIGKILL");
@@ -191,36 +355,82 @@ fn a_migrator_killed_mid_run_leaves_no_half_applied_file_and_the_next_run_comple
         assert!(Instant::now() < deadline, "the killed session lingers");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let actor_exists: bool = client.query_one("SELECT to_regclass('directory.\"Actor\"') IS NOT NULL", &[]).expect("q").get(0);
+    let actor_exists: bool = client
+        .query_one("SELECT to_regclass('directory.\"Actor\"') IS NOT NULL", &[])
+        .expect("q")
+        .get(0);
     assert!(!actor_exists, "the file in progress left nothing behind");
     let recorded: i64 = client
         .query_one("SELECT count(*) FROM cdc_management.migration_history WHERE file_name = '01-tables/Actor.sql'", &[])
         .expect("q")
         .get(0);
     assert_eq!(recorded, 0);
-    let before: i64 = client.query_one("SELECT count(*) FROM cdc_management.migration_history", &[]).expect("q").get(0);
-    assert!(before >= 2, "the infrastructure files before it stay applied");
+    let before: i64 = client
+        .query_one("SELECT count(*) FROM cdc_management.migration_history", &[])
+        .expect("q")
+        .get(0);
+    assert!(
+        before >= 2,
+        "the infrastructure files before it stay applied"
+    );
 
     std::fs::write(&actor, original).expect("restore");
-    let out = run(project.path(), &["manage-migrations", "apply", "--env", "dev", "--sink", SINK]);
+    let out = run(
+        project.path(),
+        &["manage-migrations", "apply", "--env", "dev", "--sink", SINK],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let status = run(project.path(), &["manage-migrations", "status", "--env", "dev", "--sink", SINK]);
+    let status = run(
+        project.path(),
+        &[
+            "manage-migrations",
+            "status",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+        ],
+    );
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stdout));
 }
 
 #[test]
 fn an_unreachable_server_exits_1_after_a_bounded_retry() {
     let project = project("nowhere");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let started = Instant::now();
-    let out = cdc(project.path(), &["manage-migrations", "apply", "--env", "dev", "--sink", SINK, "--connect-retry", "2"])
-        .env("PG_DEV_PORT", port.to_string())
-        .env("PG_DEV_PASSWORD", "hunter2")
-        .output()
-        .expect("run");
+    let out = cdc(
+        project.path(),
+        &[
+            "manage-migrations",
+            "apply",
+            "--env",
+            "dev",
+            "--sink",
+            SINK,
+            "--connect-retry",
+            "2",
+        ],
+    )
+    .env("PG_DEV_PORT", port.to_string())
+    .env("PG_DEV_PASSWORD", "hunter2")
+    .output()
+    .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(&format!("could not connect to 127.0.0.1:{port}/nowhere after")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "could not connect to 127.0.0.1:{port}/nowhere after"
+        )),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "the password is never printed");
-    assert!(started.elapsed() < Duration::from_secs(20), "the retry is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the retry is bounded"
+    );
 }

@@ -28,12 +28,16 @@ pub struct MigrationFile {
 impl MigrationFile {
     /// The body: everything after the checksum line.
     pub fn body(&self) -> &str {
-        split_migration(&self.contents).map(|s| s.body).unwrap_or(&self.contents)
+        split_migration(&self.contents)
+            .map(|s| s.body)
+            .unwrap_or(&self.contents)
     }
 
     /// 1-based line of the body's first line within the file.
     pub fn body_first_line(&self) -> usize {
-        split_migration(&self.contents).map(|s| s.body_first_line).unwrap_or(1)
+        split_migration(&self.contents)
+            .map(|s| s.body_first_line)
+            .unwrap_or(1)
     }
 
     /// Checks the checksum line against the body and against [`Self::checksum`].
@@ -65,6 +69,9 @@ pub struct Migrations {
     sink: Cow<'static, str>,
     databases: Cow<'static, [DatabaseEntry]>,
     files: Cow<'static, [MigrationFile]>,
+    /// Every checksum was verified when the set was built (loaded from disk, or
+    /// embedded by the macro, which verifies at compile time).
+    verified: bool,
 }
 
 /// Why a sink directory could not be loaded.
@@ -108,7 +115,8 @@ pub enum LoadError {
 
 impl Migrations {
     /// Builds a set from embedded parts; `files` must be in apply order and
-    /// verified (the `include_migrations!` macro does both at compile time).
+    /// verified (the `include_migrations!` macro does both at compile time, so
+    /// a boot does not hash the files again).
     pub const fn from_static(
         sink: &'static str,
         databases: &'static [DatabaseEntry],
@@ -118,17 +126,29 @@ impl Migrations {
             sink: Cow::Borrowed(sink),
             databases: Cow::Borrowed(databases),
             files: Cow::Borrowed(files),
+            verified: true,
         }
     }
 
-    /// Builds a set from owned parts, ordering the files for apply.
-    pub fn from_parts(sink: String, databases: Vec<DatabaseEntry>, mut files: Vec<MigrationFile>) -> Migrations {
+    /// Builds a set from owned parts, ordering the files for apply. Nothing is
+    /// verified yet: the migrator verifies every file before it applies any.
+    pub fn from_parts(
+        sink: String,
+        databases: Vec<DatabaseEntry>,
+        mut files: Vec<MigrationFile>,
+    ) -> Migrations {
         files.sort_by_key(|f| f.category);
         Migrations {
             sink: Cow::Owned(sink),
             databases: Cow::Owned(databases),
             files: Cow::Owned(files),
+            verified: false,
         }
+    }
+
+    /// Whether every checksum was verified when the set was built.
+    pub fn is_verified(&self) -> bool {
+        self.verified
     }
 
     /// Reads `dir/manifest.yaml` and every file it lists, verifying each
@@ -148,6 +168,7 @@ impl Migrations {
             sink: Cow::Owned(manifest.sink_target.name.clone()),
             databases: Cow::Owned(databases),
             files: Cow::Owned(files),
+            verified: true,
         })
     }
 
@@ -163,7 +184,10 @@ impl Migrations {
 
     /// The database of an environment.
     pub fn database(&self, env: &str) -> Option<&str> {
-        self.databases.iter().find(|d| d.env == env).map(|d| d.database.as_ref())
+        self.databases
+            .iter()
+            .find(|d| d.env == env)
+            .map(|d| d.database.as_ref())
     }
 
     /// Files in apply order.
@@ -197,7 +221,9 @@ pub fn read_dir_files(dir: &Path) -> Result<(Manifest, Vec<MigrationFile>), Load
         let path = dir.join(entry.path);
         let contents = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::MissingFile { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::MissingFile { path })
+            }
             Err(source) => return Err(LoadError::Io { path, source }),
         };
         let split = split_migration(&contents).map_err(|source| LoadError::Checksum {
@@ -262,26 +288,52 @@ mod tests {
     fn loads_in_apply_order_and_detects_tampering() {
         let dir = temp_dir("load");
         let files = [
-            ("00-infrastructure/01-create-schemas.sql", assemble("-- h\n", "CREATE SCHEMA s;\n")),
-            ("01-tables/T.sql", assemble("-- h\n", "CREATE TABLE s.t ();\n")),
-            ("01-tables/T-staging.sql", assemble("-- h\n", "CREATE TABLE s.stg ();\n")),
+            (
+                "00-infrastructure/01-create-schemas.sql",
+                assemble("-- h\n", "CREATE SCHEMA s;\n"),
+            ),
+            (
+                "01-tables/T.sql",
+                assemble("-- h\n", "CREATE TABLE s.t ();\n"),
+            ),
+            (
+                "01-tables/T-staging.sql",
+                assemble("-- h\n", "CREATE TABLE s.stg ();\n"),
+            ),
         ];
         write_sink(&dir, &files);
         let loaded = Migrations::load_dir(&dir).unwrap();
         assert_eq!(loaded.sink(), "s");
         assert_eq!(loaded.database("dev"), Some("db_dev"));
         let order: Vec<&str> = loaded.files().iter().map(|f| f.path.as_ref()).collect();
-        assert_eq!(order, ["00-infrastructure/01-create-schemas.sql", "01-tables/T.sql", "01-tables/T-staging.sql"]);
+        assert_eq!(
+            order,
+            [
+                "00-infrastructure/01-create-schemas.sql",
+                "01-tables/T.sql",
+                "01-tables/T-staging.sql"
+            ]
+        );
         assert!(loaded.verify().is_ok());
         assert_eq!(loaded.files()[1].body(), "CREATE TABLE s.t ();\n");
 
-        std::fs::write(dir.join("01-tables/T.sql"), files[1].1.replace("t ()", "u ()")).unwrap();
+        std::fs::write(
+            dir.join("01-tables/T.sql"),
+            files[1].1.replace("t ()", "u ()"),
+        )
+        .unwrap();
         match Migrations::load_dir(&dir) {
-            Err(LoadError::Checksum { path, source: ChecksumError::Mismatch { .. } }) => assert!(path.ends_with("01-tables/T.sql")),
+            Err(LoadError::Checksum {
+                path,
+                source: ChecksumError::Mismatch { .. },
+            }) => assert!(path.ends_with("01-tables/T.sql")),
             other => panic!("expected a checksum mismatch, got {other:?}"),
         }
         std::fs::remove_file(dir.join("01-tables/T.sql")).unwrap();
-        assert!(matches!(Migrations::load_dir(&dir), Err(LoadError::MissingFile { .. })));
+        assert!(matches!(
+            Migrations::load_dir(&dir),
+            Err(LoadError::MissingFile { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

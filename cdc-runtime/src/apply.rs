@@ -1,9 +1,10 @@
 //! The migrator: verify, plan, lock, apply, record (DESIGN.md §6), over a
 //! synchronous `postgres::Client`. The async twin is in `apply_async`.
 //!
-//! A boot where everything is applied costs one round trip: the history is read
-//! (with the session settings, in one simple-protocol batch) and compared with
-//! the files' checksums. Only when something is pending does the migrator take
+//! A boot where everything is applied costs one round trip: the server returns
+//! the count and a SHA-256 digest of the sink's `(file, checksum)` history rows
+//! (with the session settings, in one simple-protocol batch), which must equal
+//! the digest of the files' checksums. Only when something is pending does the migrator take
 //! the sink's session advisory lock, create or adopt the history table, re-read
 //! the history and apply each pending file with its history row in one
 //! transaction.
@@ -15,8 +16,9 @@ use cdc_core::Migrations;
 
 use crate::error::ApplyError;
 use crate::plan::{
-    anything_to_apply, file_error, history_ddl_lock_key, history_query, history_upsert, is_missing_history, lock_key,
-    parse_history, status_of, verify_all, ApplyEvent, ApplyReport, FileOutcome, FileStatus, History, Outcome,
+    anything_to_apply, file_error, history_ddl_lock_key, history_query, history_upsert,
+    is_missing_history, lock_key, parse_history, status_of, verify_all, ApplyEvent, ApplyReport,
+    FileOutcome, FileStatus, History, Outcome,
 };
 use crate::sql::split_statements;
 
@@ -112,9 +114,13 @@ impl<'a> Migrator<'a> {
         self
     }
 
-    /// Checks every file's checksum against its body.
+    /// Checks every file's checksum against its body (whether or not the set
+    /// was verified when built).
     pub fn verify(&self) -> Result<(), ApplyError> {
-        verify_all(self.migrations)
+        for file in self.migrations.files() {
+            crate::plan::verify_file(file)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn emit(&self, event: ApplyEvent<'_>) {
@@ -129,6 +135,28 @@ impl<'a> Migrator<'a> {
             self.local_settings(true),
             history_query(self.migrations.sink())
         )
+    }
+
+    pub(crate) fn digest_sql(&self) -> String {
+        format!(
+            "BEGIN READ ONLY; {}; {}; COMMIT",
+            self.local_settings(true),
+            crate::plan::digest_query(self.migrations.sink())
+        )
+    }
+
+    /// The boot fast path: one round trip answering "is everything applied?".
+    fn all_applied(&self, client: &mut postgres::Client) -> bool {
+        match client.simple_query(&self.digest_sql()) {
+            Ok(messages) => crate::plan::digest_matches(
+                &messages,
+                &crate::plan::expected_digest(self.migrations),
+            ),
+            Err(_) => {
+                let _ = client.batch_execute("ROLLBACK");
+                false
+            }
+        }
     }
 
     pub(crate) fn local_settings(&self, synchronous: bool) -> String {
@@ -196,6 +224,9 @@ impl<'a> Migrator<'a> {
     pub fn apply(&self, client: &mut postgres::Client) -> Result<ApplyReport, ApplyError> {
         let started = Instant::now();
         verify_all(self.migrations)?;
+        if self.all_applied(client) {
+            return Ok(self.skipped_all(started));
+        }
         let history = self.read_history(client)?;
         if !anything_to_apply(&status_of(self.migrations, &history)) {
             return Ok(self.skipped_all(started));
@@ -219,9 +250,16 @@ impl<'a> Migrator<'a> {
         tx.commit().map_err(ApplyError::History)
     }
 
-    fn apply_pending(&self, client: &mut postgres::Client, history: &History) -> Result<Vec<FileOutcome>, ApplyError> {
+    fn apply_pending(
+        &self,
+        client: &mut postgres::Client,
+        history: &History,
+    ) -> Result<Vec<FileOutcome>, ApplyError> {
         let statuses = status_of(self.migrations, history);
-        let total = statuses.iter().filter(|s| !matches!(s.state, crate::plan::FileState::Applied { .. })).count();
+        let total = statuses
+            .iter()
+            .filter(|s| !matches!(s.state, crate::plan::FileState::Applied { .. }))
+            .count();
         let mut outcomes = Vec::with_capacity(statuses.len());
         let mut index = 0;
         for (file, status) in self.migrations.files().iter().zip(&statuses) {
@@ -249,15 +287,20 @@ impl<'a> Migrator<'a> {
             let mut tx = client.transaction().map_err(ApplyError::Database)?;
             // Every file but the last commits asynchronously; the last commit
             // flushes the WAL of all of them, so the run ends durable.
-            tx.batch_execute(&self.local_settings(index == total)).map_err(ApplyError::Database)?;
+            tx.batch_execute(&self.local_settings(index == total))
+                .map_err(ApplyError::Database)?;
             let body = file.body();
             for statement in split_statements(body) {
                 tx.batch_execute(statement.text)
                     .map_err(|e| file_error(file, Some(&statement), e))?;
             }
             let duration = started.elapsed();
-            tx.batch_execute(&history_upsert(self.migrations.sink(), file, duration.as_millis()))
-                .map_err(ApplyError::History)?;
+            tx.batch_execute(&history_upsert(
+                self.migrations.sink(),
+                file,
+                duration.as_millis(),
+            ))
+            .map_err(ApplyError::History)?;
             tx.commit().map_err(|e| file_error(file, None, e))?;
             outcomes.push(FileOutcome {
                 path: file.path.to_string(),
@@ -279,7 +322,10 @@ struct SessionLock<'c> {
 }
 
 impl<'c> SessionLock<'c> {
-    fn acquire(client: &'c mut postgres::Client, migrator: &Migrator<'_>) -> Result<SessionLock<'c>, ApplyError> {
+    fn acquire(
+        client: &'c mut postgres::Client,
+        migrator: &Migrator<'_>,
+    ) -> Result<SessionLock<'c>, ApplyError> {
         let key = lock_key(migrator.migrations.sink());
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
@@ -289,7 +335,11 @@ impl<'c> SessionLock<'c> {
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .map_err(ApplyError::Database)?;
             if row.get::<_, bool>(0) {
-                return Ok(SessionLock { client, key, held: true });
+                return Ok(SessionLock {
+                    client,
+                    key,
+                    held: true,
+                });
             }
             let waited = started.elapsed();
             if waited >= migrator.options.lock_wait {
@@ -325,7 +375,9 @@ impl<'c> SessionLock<'c> {
 impl Drop for SessionLock<'_> {
     fn drop(&mut self) {
         if self.held && !self.client.is_closed() {
-            let _ = self.client.execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
+            let _ = self
+                .client
+                .execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
         }
     }
 }

@@ -9,14 +9,18 @@ use futures_util::FutureExt as _;
 use crate::apply::Migrator;
 use crate::error::ApplyError;
 use crate::plan::{
-    anything_to_apply, file_error, history_ddl_lock_key, history_upsert, is_missing_history, lock_key, parse_history,
-    status_of, verify_all, ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, History, Outcome,
+    anything_to_apply, file_error, history_ddl_lock_key, history_upsert, is_missing_history,
+    lock_key, parse_history, status_of, verify_all, ApplyEvent, ApplyReport, FileOutcome,
+    FileState, FileStatus, History, Outcome,
 };
 use crate::sql::split_statements;
 
 impl Migrator<'_> {
     /// Reads the sink's history; an absent table reads as empty. One round trip.
-    pub async fn read_history_async(&self, client: &tokio_postgres::Client) -> Result<History, ApplyError> {
+    pub async fn read_history_async(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<History, ApplyError> {
         match client.simple_query(&self.history_sql()).await {
             Ok(messages) => Ok(parse_history(messages)),
             Err(e) => {
@@ -31,7 +35,10 @@ impl Migrator<'_> {
     }
 
     /// Every file's status without changing anything.
-    pub async fn status_async(&self, client: &tokio_postgres::Client) -> Result<Vec<FileStatus>, ApplyError> {
+    pub async fn status_async(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Vec<FileStatus>, ApplyError> {
         let history = self.read_history_async(client).await?;
         Ok(status_of(self.migrations, &history))
     }
@@ -41,16 +48,34 @@ impl Migrator<'_> {
     /// success, on error and on panic; if the future is dropped mid-run, the
     /// server releases it when the connection closes, so give the run a
     /// dedicated connection.
-    pub async fn apply_async(&self, client: &mut tokio_postgres::Client) -> Result<ApplyReport, ApplyError> {
+    pub async fn apply_async(
+        &self,
+        client: &mut tokio_postgres::Client,
+    ) -> Result<ApplyReport, ApplyError> {
         let started = Instant::now();
         verify_all(self.migrations)?;
+        let all_applied = match client.simple_query(&self.digest_sql()).await {
+            Ok(messages) => crate::plan::digest_matches(
+                &messages,
+                &crate::plan::expected_digest(self.migrations),
+            ),
+            Err(_) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                false
+            }
+        };
+        if all_applied {
+            return Ok(self.skipped_all(started));
+        }
         let history = self.read_history_async(client).await?;
         if !anything_to_apply(&status_of(self.migrations, &history)) {
             return Ok(self.skipped_all(started));
         }
         let key = lock_key(self.migrations.sink());
         self.acquire_async(client, key).await?;
-        let result = std::panic::AssertUnwindSafe(self.apply_locked_async(client)).catch_unwind().await;
+        let result = std::panic::AssertUnwindSafe(self.apply_locked_async(client))
+            .catch_unwind()
+            .await;
         let unlocked = client
             .execute("SELECT pg_advisory_unlock($1)", &[&key])
             .await
@@ -65,7 +90,11 @@ impl Migrator<'_> {
         }
     }
 
-    async fn acquire_async(&self, client: &tokio_postgres::Client, key: i64) -> Result<(), ApplyError> {
+    async fn acquire_async(
+        &self,
+        client: &tokio_postgres::Client,
+        key: i64,
+    ) -> Result<(), ApplyError> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         let mut announced = false;
@@ -93,7 +122,10 @@ impl Migrator<'_> {
         }
     }
 
-    async fn apply_locked_async(&self, client: &mut tokio_postgres::Client) -> Result<Vec<FileOutcome>, ApplyError> {
+    async fn apply_locked_async(
+        &self,
+        client: &mut tokio_postgres::Client,
+    ) -> Result<Vec<FileOutcome>, ApplyError> {
         let tx = client.transaction().await.map_err(ApplyError::History)?;
         tx.batch_execute(&format!(
             "{}; SELECT pg_advisory_xact_lock({});\n{HISTORY_DDL}",
@@ -106,7 +138,10 @@ impl Migrator<'_> {
 
         let history = self.read_history_async(client).await?;
         let statuses = status_of(self.migrations, &history);
-        let total = statuses.iter().filter(|s| !matches!(s.state, FileState::Applied { .. })).count();
+        let total = statuses
+            .iter()
+            .filter(|s| !matches!(s.state, FileState::Applied { .. }))
+            .count();
         let mut outcomes = Vec::with_capacity(statuses.len());
         let mut index = 0;
         for (file, status) in self.migrations.files().iter().zip(&statuses) {
@@ -141,9 +176,13 @@ impl Migrator<'_> {
                     .map_err(|e| file_error(file, Some(&statement), e))?;
             }
             let duration = started.elapsed();
-            tx.batch_execute(&history_upsert(self.migrations.sink(), file, duration.as_millis()))
-                .await
-                .map_err(ApplyError::History)?;
+            tx.batch_execute(&history_upsert(
+                self.migrations.sink(),
+                file,
+                duration.as_millis(),
+            ))
+            .await
+            .map_err(ApplyError::History)?;
             tx.commit().await.map_err(|e| file_error(file, None, e))?;
             outcomes.push(FileOutcome {
                 path: file.path.to_string(),

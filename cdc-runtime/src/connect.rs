@@ -93,7 +93,9 @@ impl ConnectOptions {
                 .filter(|v| !v.is_empty())
         };
         let port = match var("PORT") {
-            Some(p) => p.parse().map_err(|_| format!("PG_{prefix}_PORT / PG_PORT: `{p}` is not a port number"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("PG_{prefix}_PORT / PG_PORT: `{p}` is not a port number"))?,
             None => 5432,
         };
         let sslmode = match var("SSLMODE") {
@@ -142,9 +144,13 @@ impl ConnectOptions {
         let mut builder = native_tls::TlsConnector::builder();
         if self.sslmode != SslMode::VerifyFull {
             // libpq's prefer/require encrypt without verifying the certificate.
-            builder.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
+            builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
         }
-        let connector = builder.build().map_err(|e| ApplyError::Tls(e.to_string()))?;
+        let connector = builder
+            .build()
+            .map_err(|e| ApplyError::Tls(e.to_string()))?;
         Ok(postgres_native_tls::MakeTlsConnector::new(connector))
     }
 }
@@ -193,7 +199,11 @@ fn retry<T>(
 pub fn connect(options: &ConnectOptions) -> Result<postgres::Client, ApplyError> {
     let config = postgres::Config::from(options.config());
     if options.sslmode == SslMode::Disable {
-        return retry(options, || config.connect(postgres::NoTls), std::thread::sleep);
+        return retry(
+            options,
+            || config.connect(postgres::NoTls),
+            std::thread::sleep,
+        );
     }
     let tls = options.tls()?;
     retry(options, || config.connect(tls.clone()), std::thread::sleep)
@@ -209,10 +219,13 @@ pub async fn connect_async(options: &ConnectOptions) -> Result<tokio_postgres::C
     loop {
         attempts += 1;
         let result = if options.sslmode == SslMode::Disable {
-            config.connect(tokio_postgres::NoTls).await.map(|(client, connection)| {
-                tokio::spawn(connection);
-                client
-            })
+            config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map(|(client, connection)| {
+                    tokio::spawn(connection);
+                    client
+                })
         } else {
             let tls = options.tls()?;
             config.connect(tls).await.map(|(client, connection)| {
@@ -245,8 +258,17 @@ mod tests {
 
     #[test]
     fn environment_specific_variables_win() {
-        let vars = [("PG_PROD_HOST", "db.prod"), ("PG_HOST", "db.any"), ("PG_PORT", "6543"), ("PG_PASSWORD", "s3cret")];
-        let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let vars = [
+            ("PG_PROD_HOST", "db.prod"),
+            ("PG_HOST", "db.any"),
+            ("PG_PORT", "6543"),
+            ("PG_PASSWORD", "s3cret"),
+        ];
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
         let options = ConnectOptions::from_lookup("prod", "directory", lookup).unwrap();
         assert_eq!(options.host, "db.prod");
         assert_eq!(options.port, 6543);
@@ -254,7 +276,9 @@ mod tests {
         assert_eq!(options.target(), "db.prod:6543/directory");
         let printed = format!("{options:?}");
         assert!(!printed.contains("s3cret"), "{printed}");
-        let bad = ConnectOptions::from_lookup("dev", "d", |n| (n == "PG_DEV_SSLMODE").then(|| "sometimes".to_string()));
+        let bad = ConnectOptions::from_lookup("dev", "d", |n| {
+            (n == "PG_DEV_SSLMODE").then(|| "sometimes".to_string())
+        });
         assert!(bad.unwrap_err().contains("sslmode"));
     }
 }

@@ -66,7 +66,9 @@ pub enum ApplyError {
         waited: Duration,
     },
     /// The database could not be reached.
-    #[error("could not connect to {target} after {attempts} attempt(s) over {elapsed:?}: {source}")]
+    #[error(
+        "could not connect to {target} after {attempts} attempt(s) over {elapsed:?}: {source}"
+    )]
     Connect {
         /// `host:port/dbname` (never the password).
         target: String,
@@ -94,9 +96,9 @@ impl ApplyError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             ApplyError::FileFailed { sqlstate, .. } => Some(sqlstate),
-            ApplyError::History(e) | ApplyError::Database(e) | ApplyError::Connect { source: e, .. } => {
-                e.code().map(|c| c.code())
-            }
+            ApplyError::History(e)
+            | ApplyError::Database(e)
+            | ApplyError::Connect { source: e, .. } => e.code().map(|c| c.code()),
             _ => None,
         }
     }

@@ -34,7 +34,11 @@ pub fn trigger_pending_merges(
     client: &mut postgres::Client,
     window_seconds: i32,
 ) -> Result<Vec<MergeResult>, postgres::Error> {
-    Ok(client.query(TRIGGER_SQL, &[&window_seconds])?.iter().map(to_result).collect())
+    Ok(client
+        .query(TRIGGER_SQL, &[&window_seconds])?
+        .iter()
+        .map(to_result)
+        .collect())
 }
 
 /// The async form of [`trigger_pending_merges`].
@@ -42,7 +46,12 @@ pub async fn trigger_pending_merges_async(
     client: &tokio_postgres::Client,
     window_seconds: i32,
 ) -> Result<Vec<MergeResult>, tokio_postgres::Error> {
-    Ok(client.query(TRIGGER_SQL, &[&window_seconds]).await?.iter().map(to_result).collect())
+    Ok(client
+        .query(TRIGGER_SQL, &[&window_seconds])
+        .await?
+        .iter()
+        .map(to_result)
+        .collect())
 }
 
 /// Calls the orchestrator every `interval` on a tokio task until stopped.

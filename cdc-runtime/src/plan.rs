@@ -86,18 +86,25 @@ pub fn status_of(migrations: &Migrations, history: &History) -> Vec<FileStatus> 
 
 /// Whether any file still needs applying.
 pub fn anything_to_apply(statuses: &[FileStatus]) -> bool {
-    statuses.iter().any(|s| !matches!(s.state, FileState::Applied { .. }))
+    statuses
+        .iter()
+        .any(|s| !matches!(s.state, FileState::Applied { .. }))
 }
 
-/// Verifies every file before anything touches the database.
+/// Verifies every file before anything touches the database; a set verified
+/// when it was built (loaded from disk, or embedded and verified at compile
+/// time) is not hashed again.
 pub fn verify_all(migrations: &Migrations) -> Result<(), ApplyError> {
+    if migrations.is_verified() {
+        return Ok(());
+    }
     for file in migrations.files() {
         verify_file(file)?;
     }
     Ok(())
 }
 
-fn verify_file(file: &MigrationFile) -> Result<(), ApplyError> {
+pub(crate) fn verify_file(file: &MigrationFile) -> Result<(), ApplyError> {
     use cdc_core::checksum::ChecksumError;
     match file.verify() {
         Ok(()) => Ok(()),
@@ -162,7 +169,10 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// Files applied (new or updated) in this run.
     pub fn applied_count(&self) -> usize {
-        self.files.iter().filter(|f| f.outcome != Outcome::Skipped).count()
+        self.files
+            .iter()
+            .filter(|f| f.outcome != Outcome::Skipped)
+            .count()
     }
 
     /// Files with a given outcome.
@@ -174,7 +184,13 @@ impl ApplyReport {
 impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for file in &self.files {
-            writeln!(f, "{:<8} {} ({} ms)", file.outcome.label(), file.path, file.duration.as_millis())?;
+            writeln!(
+                f,
+                "{:<8} {} ({} ms)",
+                file.outcome.label(),
+                file.path,
+                file.duration.as_millis()
+            )?;
         }
         write!(
             f,
@@ -241,6 +257,55 @@ pub(crate) fn history_query(sink: &str) -> String {
         "SELECT file_name, checksum, applied_at::text FROM \"cdc_management\".\"migration_history\" WHERE sink = {}",
         literal(sink)
     )
+}
+
+/// The query behind the boot fast path: the count and a digest of the sink's
+/// `(file_name, checksum)` rows, computed by the server, so that a boot with
+/// nothing to do transfers one short row however many files there are.
+pub(crate) fn digest_query(sink: &str) -> String {
+    format!(
+        "SELECT count(*)::text, encode(sha256(convert_to(coalesce(string_agg(file_name || E'\\t' || checksum, E'\\n' \
+         ORDER BY file_name COLLATE \"C\"), ''), 'UTF8')), 'hex') \
+         FROM \"cdc_management\".\"migration_history\" WHERE sink = {}",
+        literal(sink)
+    )
+}
+
+/// What [`digest_query`] returns when every file of the set is applied and
+/// the history holds nothing else for the sink.
+pub(crate) fn expected_digest(migrations: &Migrations) -> (String, String) {
+    let mut rows: Vec<(&str, String)> = migrations
+        .files()
+        .iter()
+        .map(|f| (f.path.as_ref(), f.checksum.to_string()))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut text = String::with_capacity(rows.len() * 110);
+    for (i, (path, checksum)) in rows.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(path);
+        text.push('\t');
+        text.push_str(checksum);
+    }
+    (
+        rows.len().to_string(),
+        cdc_core::checksum::body_checksum(&text).hex(),
+    )
+}
+
+/// Whether a digest response says everything is applied.
+pub(crate) fn digest_matches(
+    messages: &[tokio_postgres::SimpleQueryMessage],
+    expected: &(String, String),
+) -> bool {
+    messages.iter().any(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => {
+            row.get(0) == Some(expected.0.as_str()) && row.get(1) == Some(expected.1.as_str())
+        }
+        _ => false,
+    })
 }
 
 /// The statement that records a file as applied.

@@ -23,7 +23,12 @@ impl Statement<'_> {
     /// The 1-based line, within the text that was split, of a 1-based character
     /// position inside this statement (as PostgreSQL reports error positions).
     pub fn line_of(&self, whole: &str, position: usize) -> usize {
-        let within: usize = self.text.chars().take(position.saturating_sub(1)).map(char::len_utf8).sum();
+        let within: usize = self
+            .text
+            .chars()
+            .take(position.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
         whole[..self.offset + within].matches('\n').count() + 1
     }
 }
@@ -71,7 +76,9 @@ pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
             }
             b'\'' => {
                 first_code_line.get_or_insert(line);
-                let escapes = i > 0 && matches!(bytes[i - 1], b'E' | b'e') && (i < 2 || !is_ident_byte(bytes[i - 2]));
+                let escapes = i > 0
+                    && matches!(bytes[i - 1], b'E' | b'e')
+                    && (i < 2 || !is_ident_byte(bytes[i - 2]));
                 i += 1;
                 while i < bytes.len() {
                     match bytes[i] {
