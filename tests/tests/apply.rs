@@ -612,3 +612,25 @@ fn a_boot_with_nothing_to_do_needs_no_lock_even_with_history_of_removed_files() 
         "expected the run to wait for the lock, got {result:?}"
     );
 }
+
+#[test]
+fn sslmode_require_refuses_a_server_without_tls_and_prefer_falls_back() {
+    let server = tests::shared();
+    let db = server.create_database("apply_tls");
+    let options = |sslmode| ConnectOptions {
+        host: server.host().into(),
+        port: server.port(),
+        user: server.user().into(),
+        password: None,
+        dbname: db.clone(),
+        sslmode,
+        connect_timeout: Duration::from_secs(5),
+        retry_for: Duration::from_millis(500),
+    };
+    // The harness's server has no certificate: `require` must not silently go plain.
+    let refused = cdc_runtime::connect(&options(SslMode::Require));
+    assert!(matches!(refused, Err(ApplyError::Connect { .. })), "require connected without TLS");
+    let mut client = cdc_runtime::connect(&options(SslMode::Prefer)).expect("prefer falls back to plain");
+    let one: i32 = client.query_one("SELECT 1", &[]).expect("query").get(0);
+    assert_eq!(one, 1);
+}
