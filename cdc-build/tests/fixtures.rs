@@ -117,6 +117,7 @@ cases!(
     bad_types,
     alias_bomb,
     deep_nesting,
+    db_shared_and_mapping_override,
 );
 
 #[test]
@@ -139,6 +140,7 @@ fn every_fixture_has_a_test() {
         "bad_types",
         "alias_bomb",
         "deep_nesting",
+        "db_shared_and_mapping_override",
     ];
     known.sort();
     assert_eq!(listed, known);
