@@ -108,6 +108,16 @@ impl PgServer {
     /// accept connections in time (the error quotes the end of the server log), or, as root, the
     /// `postgres` OS user is missing.
     pub fn start() -> Result<PgServer, HarnessError> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`PgServer::start`], with extra server settings (`name`, `value`),
+    /// such as `("shared_preload_libraries", "pg_cron")`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgServer::start`].
+    pub fn start_with(extra_settings: &[(&str, &str)]) -> Result<PgServer, HarnessError> {
         let bindir = find_bindir()?;
         let run_as = RunAs::detect()?;
         let parent = run_as.temp_parent()?;
@@ -132,7 +142,7 @@ impl PgServer {
                 HarnessError::io(format!("creating server log {}", log_path.display()), e)
             })?;
             let mut postmaster =
-                Postmaster::spawn(&run_as, &bindir, dir.path(), &data_dir, port, log)?;
+                Postmaster::spawn(&run_as, &bindir, dir.path(), &data_dir, port, log, extra_settings)?;
             match wait_until_ready(&mut postmaster, port, &data_dir, &log_path) {
                 Ok(()) => {
                     return Ok(PgServer {
@@ -288,6 +298,7 @@ impl Postmaster {
         data_dir: &Path,
         port: u16,
         log: File,
+        extra_settings: &[(&str, &str)],
     ) -> Result<Self, HarnessError> {
         let mut args: Vec<OsString> = vec![
             "-c".into(),
@@ -304,7 +315,7 @@ impl Postmaster {
             "-k".into(),
             dir.into(),
         ];
-        for (name, value) in SETTINGS {
+        for (name, value) in SETTINGS.iter().chain(extra_settings) {
             args.push("-c".into());
             args.push(format!("{name}={value}").into());
         }
