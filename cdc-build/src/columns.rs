@@ -4,10 +4,10 @@
 //! columns; the renderers and the diff engine both call it, so what is compared
 //! is exactly what is generated.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::ident::check_identifier;
-use crate::model::{RawColumn, RawTable, RawTemplate, RawTemplateRef};
+use crate::model::{OneOrMany, RawTable, RawTemplate, RawTemplateRef};
 use crate::types::{MssqlType, PgType, TypeMapping};
 
 /// Where a column comes from.
@@ -79,6 +79,19 @@ pub fn cdc_metadata_columns() -> Vec<Column> {
         ),
     ]
 }
+
+/// Names of the metadata columns of final and staging tables, in the order of
+/// [`cdc_metadata_columns`] then [`staging_extra_columns`].
+pub const METADATA_NAMES: [&str; 8] = [
+    COL_OPERATION,
+    COL_SOURCE_TS,
+    COL_KAFKA_OFFSET,
+    COL_SOURCE,
+    COL_IS_DELETED,
+    COL_SYNC_TIMESTAMP,
+    COL_KAFKA_PARTITION,
+    COL_KAFKA_TIMESTAMP,
+];
 
 /// The columns a staging table has beyond the final table's.
 pub fn staging_extra_columns() -> Vec<Column> {
@@ -153,7 +166,8 @@ pub fn build_full_column_list(
     let mut issues = Vec::new();
     let mut warnings = Vec::new();
     let table = input.table;
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    // Lowercased name → the first column that has it.
+    let mut seen: HashMap<String, &str> = HashMap::with_capacity(table.columns.len() + 8);
     let issue = |field: String, locate: Vec<String>, message: String| PipelineIssue {
         field,
         locate,
@@ -161,18 +175,21 @@ pub fn build_full_column_list(
         message,
     };
 
-    // Names that the service file refers to must exist.
-    let known: BTreeMap<String, &RawColumn> = table
-        .columns
-        .iter()
-        .map(|c| (c.name.to_lowercase(), c))
-        .collect();
+    // Names that the service file refers to must exist. Of columns with the
+    // same lowercased name, the last one counts.
+    let known = |name: &str| {
+        table
+            .columns
+            .iter()
+            .rev()
+            .find(|c| same_lowercase(&c.name, name))
+    };
     for (list_name, list) in [
         ("ignore_columns", Some(input.ignore_columns)),
         ("include_columns", input.include_columns),
     ] {
         for name in list.unwrap_or_default() {
-            if !known.contains_key(&name.to_lowercase()) {
+            if known(name).is_none() {
                 issues.push(PipelineIssue {
                     field: list_name.to_string(),
                     locate: vec![list_name.to_string(), name.clone()],
@@ -187,23 +204,28 @@ pub fn build_full_column_list(
     }
 
     // Primary key: service override, then the table's top-level key, then column flags.
-    let table_key = table.primary_key.clone().map(|k| k.into_vec());
-    let (primary_key, key_from_service) = match (input.primary_key_override, table_key) {
-        (Some(key), _) => (key.to_vec(), true),
-        (None, Some(key)) => (key, false),
-        (None, None) => (
-            table
-                .columns
-                .iter()
-                .filter(|c| c.primary_key)
-                .map(|c| c.name.clone())
-                .collect(),
-            false,
-        ),
+    let table_key = match &table.primary_key {
+        None => None,
+        Some(OneOrMany::One(name)) => Some(std::slice::from_ref(name)),
+        Some(OneOrMany::Many(names)) => Some(names.as_slice()),
     };
-    let mut primary_key_resolved = Vec::new();
-    for name in &primary_key {
-        match known.get(&name.to_lowercase()) {
+    let (primary_key, key_from_service): (Vec<&String>, bool) =
+        match (input.primary_key_override, table_key) {
+            (Some(key), _) => (key.iter().collect(), true),
+            (None, Some(key)) => (key.iter().collect(), false),
+            (None, None) => (
+                table
+                    .columns
+                    .iter()
+                    .filter(|c| c.primary_key)
+                    .map(|c| &c.name)
+                    .collect(),
+                false,
+            ),
+        };
+    let mut primary_key_resolved = Vec::with_capacity(primary_key.len());
+    for name in primary_key {
+        match known(name) {
             Some(column) => primary_key_resolved.push(column.name.clone()),
             None => issues.push(PipelineIssue {
                 field: "primary_key".to_string(),
@@ -238,16 +260,16 @@ pub fn build_full_column_list(
     let mut columns = Vec::with_capacity(table.columns.len() + input.template_refs.len() + 6);
     for (index, raw) in table.columns.iter().enumerate() {
         let field = |name: &str| format!("columns[{index}].{name}");
-        let locate = vec![format!("{ITEM_LOCATOR}{index}")];
+        let locate = || vec![format!("{ITEM_LOCATOR}{index}")];
         if let Err(message) = check_identifier(&raw.name) {
             issues.push(issue(
                 field("name"),
-                locate.clone(),
+                locate(),
                 format!("column name cannot be represented in PostgreSQL: {message}"),
             ));
             continue;
         }
-        if let Some(first) = seen.insert(raw.name.to_lowercase(), raw.name.clone()) {
+        if let Some(first) = seen.insert(raw.name.to_lowercase(), &raw.name) {
             issues.push(issue(
                 field("name"),
                 vec![format!("{ITEM_LOCATOR}{index}")],
@@ -277,7 +299,7 @@ pub fn build_full_column_list(
             match MssqlType::from_parts(&raw.type_name, raw.max_length, raw.precision, raw.scale) {
                 Ok(ty) => ty,
                 Err(message) => {
-                    issues.push(issue(field("type"), locate, message));
+                    issues.push(issue(field("type"), locate(), message));
                     continue;
                 }
             };
@@ -286,7 +308,7 @@ pub fn build_full_column_list(
             Err(message) => {
                 issues.push(issue(
                     field("type"),
-                    locate,
+                    locate(),
                     format!("`{mssql}`: {message}"),
                 ));
                 continue;
@@ -295,7 +317,7 @@ pub fn build_full_column_list(
         if mapped.fallback {
             warnings.push(issue(
                 field("type"),
-                locate.clone(),
+                locate(),
                 format!(
                     "unknown MSSQL type `{}` of column {}.{}.{} mapped to text",
                     raw.type_name, table.schema, table.table, raw.name
@@ -318,7 +340,7 @@ pub fn build_full_column_list(
                 {
                     warnings.push(issue(
                         field("default_value"),
-                        locate.clone(),
+                        locate(),
                         format!("MSSQL default `{text}` of column `{}` has no PostgreSQL translation; the column gets no default", raw.name),
                     ));
                 }
@@ -363,11 +385,8 @@ pub fn build_full_column_list(
             )));
             continue;
         };
-        let name = reference
-            .name
-            .clone()
-            .unwrap_or_else(|| template.name.clone());
-        if let Err(message) = check_identifier(&name) {
+        let name: &str = reference.name.as_deref().unwrap_or(&template.name);
+        if let Err(message) = check_identifier(name) {
             issues.push(service_issue(format!(
                 "template column name cannot be represented: {message}"
             )));
@@ -383,14 +402,14 @@ pub fn build_full_column_list(
                 continue;
             }
         };
-        if let Some(first) = seen.insert(name.to_lowercase(), name.clone()) {
+        if let Some(first) = seen.insert(name.to_lowercase(), name) {
             issues.push(service_issue(format!(
                 "template column `{name}` collides with column `{first}`"
             )));
             continue;
         }
         columns.push(Column {
-            name,
+            name: name.to_string(),
             pg_type,
             not_null: template.not_null,
             default: template.default.clone(),
@@ -399,18 +418,13 @@ pub fn build_full_column_list(
         });
     }
 
-    for meta in cdc_metadata_columns()
-        .into_iter()
-        .chain(staging_extra_columns())
-    {
-        if let Some(first) = seen.get(&meta.name.to_lowercase()) {
+    for meta in METADATA_NAMES {
+        // The names are lowercase already.
+        if let Some(first) = seen.get(meta) {
             issues.push(issue(
                 "columns".to_string(),
                 vec![format!("name: {first}")],
-                format!(
-                    "column `{first}` collides with the CDC metadata column `{}`",
-                    meta.name
-                ),
+                format!("column `{first}` collides with the CDC metadata column `{meta}`"),
             ));
         }
     }
@@ -424,6 +438,16 @@ pub fn build_full_column_list(
         })
     } else {
         Err(issues)
+    }
+}
+
+/// Whether two names are equal once lowercased (Unicode-aware, as
+/// `str::to_lowercase`), without allocating for ASCII names.
+fn same_lowercase(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
     }
 }
 
@@ -494,6 +518,26 @@ pub fn translate_default(mssql: &str, pg_type: &PgType) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_names_match_the_columns() {
+        let names: Vec<String> = cdc_metadata_columns()
+            .into_iter()
+            .chain(staging_extra_columns())
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, METADATA_NAMES);
+        assert!(METADATA_NAMES.iter().all(|n| *n == n.to_lowercase()));
+    }
+
+    #[test]
+    fn lowercase_comparison() {
+        assert!(same_lowercase("OrderId", "orderid"));
+        assert!(!same_lowercase("OrderId", "order_id"));
+        // KELVIN SIGN lowercases to an ASCII k.
+        assert!(same_lowercase("\u{212A}ey", "key"));
+        assert!(same_lowercase("Äpfel", "äPFEL"));
+    }
 
     #[test]
     fn defaults() {

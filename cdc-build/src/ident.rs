@@ -13,30 +13,59 @@ pub const MAX_IDENT_BYTES: usize = 63;
 /// Double-quotes an identifier, doubling embedded quotes.
 pub fn quote_ident(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
+    push_ident(&mut out, name);
     out
+}
+
+/// Appends [`quote_ident`]`(name)` to `out` without allocating.
+pub fn push_ident(out: &mut String, name: &str) {
+    out.push('"');
+    push_doubled(out, name, '"');
+    out.push('"');
+}
+
+/// Appends `text` with every `quote` doubled.
+fn push_doubled(out: &mut String, text: &str, quote: char) {
+    let mut rest = text;
+    while let Some(pos) = rest.find(quote) {
+        out.push_str(&rest[..=pos]);
+        out.push(quote);
+        rest = &rest[pos + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// `"schema"."name"`
 pub fn qualified(schema: &str, name: &str) -> String {
-    format!("{}.{}", quote_ident(schema), quote_ident(name))
+    let mut out = String::with_capacity(schema.len() + name.len() + 5);
+    push_qualified(&mut out, schema, name);
+    out
+}
+
+/// Appends [`qualified`]`(schema, name)` to `out`.
+pub fn push_qualified(out: &mut String, schema: &str, name: &str) {
+    push_ident(out, schema);
+    out.push('.');
+    push_ident(out, name);
 }
 
 /// A SQL string literal that reads the same whatever `standard_conforming_strings` is.
 pub fn quote_literal(value: &str) -> String {
-    let escaped = value.replace('\'', "''");
+    let mut out = String::with_capacity(value.len() + 3);
+    push_literal(&mut out, value);
+    out
+}
+
+/// Appends [`quote_literal`]`(value)` to `out`.
+pub fn push_literal(out: &mut String, value: &str) {
     if value.contains('\\') {
-        format!("E'{}'", escaped.replace('\\', "\\\\"))
+        out.push_str("E'");
+        push_doubled(out, &value.replace('\'', "''"), '\\');
     } else {
-        format!("'{escaped}'")
+        out.push('\'');
+        push_doubled(out, value, '\'');
     }
+    out.push('\'');
 }
 
 /// Dollar-quotes a body with a tag that does not occur in it.
@@ -48,6 +77,22 @@ pub fn dollar_quote(body: &str) -> String {
         tag = format!("$cdc{n}$");
     }
     format!("{tag}{body}{tag}")
+}
+
+/// Appends `$cdc$<body>$cdc$` where `write_body` writes the body in place; the
+/// same as [`dollar_quote`], which it falls back to when the body holds `$cdc$`.
+pub fn push_dollar_quoted(out: &mut String, write_body: impl FnOnce(&mut String)) {
+    const TAG: &str = "$cdc$";
+    out.push_str(TAG);
+    let start = out.len();
+    write_body(out);
+    if out[start..].contains(TAG) {
+        let body = out.split_off(start);
+        out.truncate(start - TAG.len());
+        out.push_str(&dollar_quote(&body));
+    } else {
+        out.push_str(TAG);
+    }
 }
 
 /// Why a name cannot be used as a PostgreSQL identifier.
@@ -113,8 +158,17 @@ mod tests {
         );
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(quote_literal("it's a\\b"), "E'it''s a\\\\b'");
+        assert_eq!(quote_literal(""), "''");
+        assert_eq!(quote_ident("\"\""), "\"\"\"\"\"\"");
+        assert_eq!(qualified("s\"", "t"), "\"s\"\"\".\"t\"");
         assert_eq!(dollar_quote("x"), "$cdc$x$cdc$");
         assert_eq!(dollar_quote("a $cdc$ b"), "$cdc1$a $cdc$ b$cdc1$");
+        for body in ["x", "a $cdc$ b", "$cdc$ $cdc1$", ""] {
+            let mut out = String::from("AS ");
+            push_dollar_quoted(&mut out, |out| out.push_str(body));
+            assert_eq!(out, format!("AS {}", dollar_quote(body)));
+        }
     }
 
     #[test]

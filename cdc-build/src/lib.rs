@@ -32,6 +32,7 @@
 //! # Ok::<(), cdc_build::Error>(())
 //! ```
 
+pub mod builder;
 pub mod columns;
 pub mod error;
 pub mod ident;
@@ -40,6 +41,7 @@ pub mod model;
 pub mod output;
 pub mod project;
 pub mod render;
+pub mod rows;
 pub mod types;
 
 pub use error::{Diagnostic, Error};

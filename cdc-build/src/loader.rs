@@ -8,10 +8,15 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_norway::Value;
 
-use crate::columns::{build_full_column_list, PipelineInput, PipelineIssue, ITEM_LOCATOR};
+use crate::columns::{
+    build_full_column_list, PipelineInput, PipelineIssue, TableColumns, ITEM_LOCATOR,
+};
 use crate::error::{locate, locate_item, Diagnostic, Error};
 use crate::ident::{check_file_stem, check_identifier};
-use crate::model::{RawMapping, RawService, RawSourceTable, RawTable, RawTemplate, RawTemplates};
+use crate::model::{
+    OneOrMany, RawMapping, RawService, RawSinkTable, RawSourceTable, RawTable, RawTemplate,
+    RawTemplates,
+};
 use crate::project::{Pattern, Project, Service, Sink, SinkTable};
 use crate::types::{PgType, TypeMapping};
 
@@ -190,6 +195,13 @@ impl Loader {
         }
         self.inputs.sort();
         self.inputs.dedup();
+        {
+            // Freeing every parsed table file takes a while: use all threads.
+            use rayon::prelude::*;
+            std::mem::take(&mut self.tables)
+                .into_par_iter()
+                .for_each(drop);
+        }
         Ok(Project {
             root: self.root,
             services,
@@ -307,11 +319,22 @@ impl Loader {
                 .values()
                 .filter_map(|entry| entry.from.split_once('.'))
                 .map(|(schema, table)| schemas_dir.join(schema).join(format!("{table}.yaml")))
-                .filter(|path| path.is_file())
                 .collect();
             self.prefetch_tables(wanted);
-            let mut tables = Vec::new();
+            // The column pipeline of every table whose file is cached, in
+            // parallel; the loop below takes these results in order.
+            let mut prebuilt = self
+                .prebuild_columns(
+                    &raw_sink.tables,
+                    &schemas_dir,
+                    &source_tables,
+                    templates,
+                    mapping,
+                )
+                .into_iter();
+            let mut tables = Vec::with_capacity(raw_sink.tables.len());
             for (key, entry) in raw_sink.tables {
+                let prebuilt = prebuilt.next().flatten();
                 // Locations are looked up only when something is reported: a
                 // scan per table would make loading quadratic in the table count.
                 let at = || locate(text, &[&sink_name, "tables:", &format!("{key}:")]);
@@ -391,20 +414,6 @@ impl Loader {
                 };
                 let (table, table_text) = (&loaded.0, &loaded.1);
                 let table_rel = self.rel(&table_path);
-                let options = source_tables
-                    .get(&format!("{}.{}", table.schema, table.table).to_lowercase())
-                    .cloned()
-                    .unwrap_or_default();
-                let primary_key_override = options.primary_key.clone().map(|k| k.into_vec());
-                let input = PipelineInput {
-                    table,
-                    ignore_columns: options.ignore_columns.as_deref().unwrap_or_default(),
-                    include_columns: options.include_columns.as_deref(),
-                    primary_key_override: primary_key_override.as_deref(),
-                    template_refs: &entry.column_templates,
-                    templates,
-                    mapping,
-                };
                 let to_diagnostic = |issue: PipelineIssue| {
                     let needles: Vec<&str> = issue.locate.iter().map(String::as_str).collect();
                     if issue.in_service {
@@ -432,7 +441,11 @@ impl Loader {
                             .at(line, None)
                     }
                 };
-                let built = match build_full_column_list(input) {
+                let built = match prebuilt {
+                    Some((path, built)) if path == table_path => built,
+                    _ => table_columns(table, &entry, &source_tables, templates, mapping),
+                };
+                let built = match built {
                     Ok(built) => built,
                     Err(issues) => {
                         self.errors.extend(issues.into_iter().map(to_diagnostic));
@@ -496,9 +509,22 @@ impl Loader {
 
     /// File names and derived relation names must not collide within a sink.
     fn check_sink_names(&mut self, rel: &Path, text: &str, sink_name: &str, tables: &[SinkTable]) {
-        let mut files: BTreeMap<String, &SinkTable> = BTreeMap::new();
-        let mut relations: BTreeMap<(String, String), String> = BTreeMap::new();
-        for table in tables {
+        use std::collections::hash_map::Entry;
+        let mut files: HashMap<String, &SinkTable> = HashMap::with_capacity(tables.len());
+        // (schema, namespace key) → what owns it.
+        let mut relations: HashMap<(&str, String), (&str, &SinkTable)> =
+            HashMap::with_capacity(tables.len() * 4);
+        let owner = |kind: &str, table: &SinkTable| {
+            format!("{kind} of {}.{}", table.target_schema, table.target_table)
+        };
+        let names: Vec<_> = {
+            use rayon::prelude::*;
+            tables
+                .par_iter()
+                .map(crate::render::relation_names)
+                .collect()
+        };
+        for (table, names) in tables.iter().zip(names) {
             let at = || {
                 locate(
                     text,
@@ -521,15 +547,28 @@ impl Loader {
                     .at(at(), None),
                 );
             }
-            for (kind, name) in crate::render::relation_names(table) {
-                let slot = (table.target_schema.clone(), name.clone());
-                let owner = format!("{kind} of {}.{}", table.target_schema, table.target_table);
-                if let Some(previous) = relations.insert(slot, owner.clone()) {
-                    self.errors.push(
-                        Diagnostic::new(rel, format!("name `{name}` in schema `{}` is used twice: {previous} and {owner}", table.target_schema))
+            for (kind, name) in names {
+                match relations.entry((table.target_schema.as_str(), name)) {
+                    Entry::Vacant(slot) => {
+                        slot.insert((kind, table));
+                    }
+                    Entry::Occupied(mut slot) => {
+                        let (previous_kind, previous) = slot.insert((kind, table));
+                        let name = &slot.key().1;
+                        self.errors.push(
+                            Diagnostic::new(
+                                rel,
+                                format!(
+                                    "name `{name}` in schema `{}` is used twice: {} and {}",
+                                    table.target_schema,
+                                    owner(previous_kind, previous),
+                                    owner(kind, table)
+                                ),
+                            )
                             .field(format!("{sink_name}.tables"))
                             .at(at(), None),
-                    );
+                        );
+                    }
                 }
             }
         }
@@ -539,7 +578,8 @@ impl Loader {
         let schema_dir = schemas_dir.join(schema);
         for ext in ["yaml", "yml"] {
             let exact = schema_dir.join(format!("{table}.{ext}"));
-            if exact.is_file() {
+            // A cached file was found to be a file while prefetching.
+            if self.tables.contains_key(&exact) || exact.is_file() {
                 self.inputs.push(schema_dir.clone());
                 return Some(exact);
             }
@@ -609,6 +649,7 @@ impl Loader {
 
     /// Parses the table files of many sink tables in parallel (YAML parsing is
     /// the bulk of loading); results land in the cache that `load_table` reads.
+    /// Paths that are not files are left out: `resolve_table` reports them.
     fn prefetch_tables(&mut self, paths: Vec<PathBuf>) {
         use rayon::prelude::*;
         let mut paths: Vec<PathBuf> = paths
@@ -620,27 +661,58 @@ impl Loader {
         let root = self.root.clone();
         let parsed: Vec<(PathBuf, ParsedTable)> = paths
             .into_par_iter()
+            .filter(|path| path.is_file())
             .map(|path| {
                 let result = parse_table_file(&root, &path);
                 (path, result)
             })
             .collect();
         for (path, result) in parsed {
-            self.inputs.push(path.clone());
-            let cached = match result {
-                Ok(table) => Some(table),
-                Err(diagnostics) => {
-                    self.errors.extend(diagnostics);
-                    None
-                }
-            };
-            self.tables.insert(path, cached);
+            self.cache_table(path, result);
         }
+    }
+
+    fn cache_table(&mut self, path: PathBuf, parsed: ParsedTable) {
+        self.inputs.push(path.clone());
+        let cached = match parsed {
+            Ok(table) => Some(table),
+            Err(diagnostics) => {
+                self.errors.extend(diagnostics);
+                None
+            }
+        };
+        self.tables.insert(path, cached);
+    }
+
+    /// Runs the column pipeline, in parallel, for every sink table whose file
+    /// is in the cache under its exact name; `None` for the others. Results
+    /// come with the file they were computed from.
+    fn prebuild_columns(
+        &self,
+        entries: &BTreeMap<String, RawSinkTable>,
+        schemas_dir: &Path,
+        source_tables: &BTreeMap<String, RawSourceTable>,
+        templates: &BTreeMap<String, RawTemplate>,
+        mapping: &TypeMapping,
+    ) -> Vec<Option<(PathBuf, BuiltColumns)>> {
+        use rayon::prelude::*;
+        let entries: Vec<&RawSinkTable> = entries.values().collect();
+        entries
+            .par_iter()
+            .map(|entry| {
+                let (schema, table) = entry.from.split_once('.')?;
+                let path = schemas_dir.join(schema).join(format!("{table}.yaml"));
+                let loaded = self.tables.get(&path)?.as_ref()?;
+                let built = table_columns(&loaded.0, entry, source_tables, templates, mapping);
+                Some((path, built))
+            })
+            .collect()
     }
 
     fn load_table(&mut self, path: &Path) -> Option<Arc<(RawTable, String)>> {
         if !self.tables.contains_key(path) {
-            self.prefetch_tables(vec![path.to_path_buf()]);
+            let parsed = parse_table_file(&self.root, path);
+            self.cache_table(path.to_path_buf(), parsed);
         }
         self.tables.get(path).cloned().flatten()
     }
@@ -648,6 +720,36 @@ impl Loader {
 
 /// A parsed table file with its text, or the problems found in it.
 type ParsedTable = Result<Arc<(RawTable, String)>, Vec<Diagnostic>>;
+
+/// The column pipeline's result for one sink table.
+type BuiltColumns = Result<TableColumns, Vec<PipelineIssue>>;
+
+/// Runs the column pipeline for one sink table with its source-table options.
+fn table_columns(
+    table: &RawTable,
+    entry: &RawSinkTable,
+    source_tables: &BTreeMap<String, RawSourceTable>,
+    templates: &BTreeMap<String, RawTemplate>,
+    mapping: &TypeMapping,
+) -> BuiltColumns {
+    let options = source_tables.get(&format!("{}.{}", table.schema, table.table).to_lowercase());
+    let primary_key_override = match options.and_then(|o| o.primary_key.as_ref()) {
+        None => None,
+        Some(OneOrMany::One(name)) => Some(std::slice::from_ref(name)),
+        Some(OneOrMany::Many(names)) => Some(names.as_slice()),
+    };
+    build_full_column_list(PipelineInput {
+        table,
+        ignore_columns: options
+            .and_then(|o| o.ignore_columns.as_deref())
+            .unwrap_or_default(),
+        include_columns: options.and_then(|o| o.include_columns.as_deref()),
+        primary_key_override,
+        template_refs: &entry.column_templates,
+        templates,
+        mapping,
+    })
+}
 
 /// Reads, parses and checks one table YAML against its location.
 fn parse_table_file(root: &Path, path: &Path) -> ParsedTable {
@@ -687,7 +789,9 @@ fn parse_table_file(root: &Path, path: &Path) -> ParsedTable {
 }
 
 fn read_text(path: &Path) -> Result<String, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.len() > MAX_YAML_BYTES {
         return Err(Error::invalid(Diagnostic::new(
             path,
@@ -697,7 +801,10 @@ fn read_text(path: &Path) -> Result<String, Error> {
             ),
         )));
     }
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    let mut text = String::with_capacity(meta.len() as usize + 1);
+    file.read_to_string(&mut text)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(text)
 }
 
 /// Parses YAML into `T`, turning parser errors into a located diagnostic.
@@ -735,8 +842,10 @@ pub const MAX_NESTING: usize = 128;
 pub const MAX_INDENT: usize = 1024;
 
 fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
+    // Every character that matters is ASCII, so bytes are scanned: a byte of a
+    // multi-byte character never matches one and stands for it as `previous`.
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
+    let mut quote: Option<u8> = None;
     for (line_index, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches(' ').len();
         if indent > MAX_INDENT && quote.is_none() {
@@ -746,8 +855,8 @@ fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
                 format!("indentation deeper than {MAX_INDENT} columns"),
             ));
         }
-        let mut previous = ' ';
-        for (col, c) in line.chars().enumerate() {
+        let mut previous = b' ';
+        for (index, &c) in line.as_bytes().iter().enumerate() {
             match quote {
                 Some(q) => {
                     if c == q {
@@ -755,29 +864,29 @@ fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
                     }
                 }
                 None => match c {
-                    '"' | '\'' if matches!(previous, ' ' | '[' | '{' | ',' | ':') => {
+                    b'"' | b'\'' if matches!(previous, b' ' | b'[' | b'{' | b',' | b':') => {
                         quote = Some(c)
                     }
-                    '#' if previous == ' ' || col == 0 => break,
-                    '[' | '{' => {
+                    b'#' if previous == b' ' || index == 0 => break,
+                    b'[' | b'{' => {
                         depth += 1;
                         if depth > MAX_NESTING {
+                            // Columns count characters, not bytes.
+                            let column = line[..index].chars().count() + 1;
                             return Err((
                                 line_index + 1,
-                                col + 1,
+                                column,
                                 format!("nesting deeper than {MAX_NESTING} levels"),
                             ));
                         }
                     }
-                    ']' | '}' => depth = depth.saturating_sub(1),
+                    b']' | b'}' => depth = depth.saturating_sub(1),
                     _ => {}
                 },
             }
             previous = c;
         }
-        if quote == Some('\'') {
-            // A single-quoted scalar may span lines; a double-quoted one too.
-        }
+        // A single-quoted scalar may span lines; a double-quoted one too.
     }
     Ok(())
 }

@@ -90,15 +90,55 @@ pub enum SyncMode {
     Write,
 }
 
+fn is_timestamp_line(line: &str) -> bool {
+    line.starts_with("-- Generated: ") || line.starts_with("generated_at: ")
+}
+
 /// Drops the line that carries the generation time, for comparison.
 fn without_timestamp(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
-        .filter(|line| !line.starts_with("-- Generated: ") && !line.starts_with("generated_at: "))
+    text.lines().filter(|line| !is_timestamp_line(line))
+}
+
+/// The text before and after its first timestamp line (the line's end
+/// included in neither), or the whole text when it has none.
+fn around_timestamp(text: &str) -> (&str, &str) {
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if is_timestamp_line(line) {
+            return (&text[..start], &text[start + line.len()..]);
+        }
+        start += line.len();
+    }
+    (text, "")
 }
 
 /// Whether two generated files differ only in their generation time.
 pub fn same_ignoring_timestamp(a: &str, b: &str) -> bool {
-    without_timestamp(a).eq(without_timestamp(b))
+    // Fast path: byte-equal around the first timestamp line, which is the
+    // third line of every generated file. Otherwise compare line by line, which
+    // also ignores line endings and further timestamp lines.
+    around_timestamp(a) == around_timestamp(b) || without_timestamp(a).eq(without_timestamp(b))
+}
+
+/// Runs `f` on the text of a file, read into a buffer that each thread reuses
+/// (comparing a large sink reads every file of it).
+fn with_file_text<R>(path: &Path, f: impl FnOnce(&str) -> R) -> std::io::Result<R> {
+    use std::cell::RefCell;
+    use std::io::Read as _;
+    thread_local! {
+        static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
+        std::fs::File::open(path)?.read_to_string(&mut buffer)?;
+        let result = f(&buffer);
+        if buffer.capacity() > 1 << 20 {
+            // Do not keep a huge file's buffer alive.
+            *buffer = String::new();
+        }
+        Ok(result)
+    })
 }
 
 /// Relative paths (`/`-separated) of the SQL files and manifest in a sink directory.
@@ -191,7 +231,6 @@ pub fn sync_sink(
         }
     };
     let staging = std::sync::Mutex::new(StagingDir::new(dir));
-    let staging_path = staging.lock().map(|s| s.temp.clone()).unwrap_or_default();
     let paths = source.paths();
     let results: Vec<Result<Option<FileChange>, Error>> = paths
         .par_iter()
@@ -200,9 +239,9 @@ pub fn sync_sink(
             let new = source.render(index);
             let kind = if existing.contains(path) {
                 let old_path = dir.join(path);
-                let old =
-                    std::fs::read_to_string(&old_path).map_err(|e| Error::io(&old_path, e))?;
-                if same_ignoring_timestamp(&old, &new) || !in_scope(path) {
+                let same = with_file_text(&old_path, |old| same_ignoring_timestamp(old, &new))
+                    .map_err(|e| Error::io(&old_path, e))?;
+                if same || !in_scope(path) {
                     ChangeKind::Unchanged
                 } else {
                     ChangeKind::Modified
@@ -213,14 +252,10 @@ pub fn sync_sink(
                 return Ok(None);
             };
             if kind != ChangeKind::Unchanged && mode == SyncMode::Write {
-                staging
+                let target = staging
                     .lock()
                     .map_err(|_| Error::io(dir, std::io::Error::other("lock poisoned")))?
-                    .ensure()?;
-                let target = staging_path.join(path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
+                    .prepare(path)?;
                 std::fs::write(&target, &new).map_err(|e| Error::io(&target, e))?;
             }
             Ok(Some(FileChange {
@@ -277,6 +312,8 @@ struct StagingDir {
     temp: PathBuf,
     created: bool,
     committed: bool,
+    /// Directories made inside `temp` so far.
+    dirs: BTreeSet<PathBuf>,
 }
 
 impl StagingDir {
@@ -291,6 +328,7 @@ impl StagingDir {
             temp: parent.join(format!(".{name}.tmp-{}", std::process::id())),
             created: false,
             committed: false,
+            dirs: BTreeSet::new(),
         }
     }
 
@@ -305,11 +343,15 @@ impl StagingDir {
         Ok(())
     }
 
+    /// The path of `rel` inside the staging directory, its parent made.
     fn prepare(&mut self, rel: &str) -> Result<PathBuf, Error> {
         self.ensure()?;
         let path = self.temp.join(rel);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            if !self.dirs.contains(dir) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                self.dirs.insert(dir.to_path_buf());
+            }
         }
         Ok(path)
     }
@@ -367,4 +409,25 @@ pub fn read_sink_dir(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
                 .map_err(|e| Error::io(&path, e))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_ignored() {
+        let a = "-- x\n-- Generated: 2026-01-01\n-- y\nSELECT 1;\n";
+        let b = "-- x\n-- Generated: 2027-02-02\n-- y\nSELECT 1;\n";
+        assert!(same_ignoring_timestamp(a, b));
+        assert!(same_ignoring_timestamp(a, &b.replace('\n', "\r\n")));
+        assert!(!same_ignoring_timestamp(a, &b.replace("1;", "2;")));
+        assert!(!same_ignoring_timestamp(a, &b.replace("-- y\n", "")));
+        assert!(same_ignoring_timestamp(
+            "generated_at: 1\nx: 1\n",
+            "generated_at: 2\nx: 1\n"
+        ));
+        assert!(same_ignoring_timestamp("x", "x"));
+        assert!(!same_ignoring_timestamp("x", "y"));
+    }
 }

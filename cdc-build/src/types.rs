@@ -56,48 +56,69 @@ pub enum PgType {
 impl PgType {
     /// The type as written in generated DDL.
     pub fn sql(&self) -> String {
-        match self {
-            PgType::Boolean => "boolean".into(),
-            PgType::SmallInt => "smallint".into(),
-            PgType::Integer => "integer".into(),
-            PgType::BigInt => "bigint".into(),
-            PgType::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
-            PgType::Numeric(None) => "numeric".into(),
-            PgType::Real => "real".into(),
-            PgType::Double => "double precision".into(),
-            PgType::Char(Some(n)) => format!("char({n})"),
-            PgType::Char(None) => "bpchar".into(),
-            PgType::Varchar(Some(n)) => format!("varchar({n})"),
-            PgType::Varchar(None) => "varchar".into(),
-            PgType::Text => "text".into(),
-            PgType::Xml => "xml".into(),
-            PgType::Date => "date".into(),
-            PgType::Time(p) => with_precision("time", *p),
-            PgType::Timestamp(p) => with_precision("timestamp", *p),
-            PgType::TimestampTz(p) => with_precision("timestamptz", *p),
-            PgType::Interval => "interval".into(),
-            PgType::Uuid => "uuid".into(),
-            PgType::Bytea => "bytea".into(),
-            PgType::Json => "json".into(),
-            PgType::Jsonb => "jsonb".into(),
-            PgType::Inet => "inet".into(),
-        }
+        let mut out = String::with_capacity(24);
+        self.push_sql(&mut out);
+        out
+    }
+
+    /// Appends [`PgType::sql`] to `out` without allocating.
+    pub fn push_sql(&self, out: &mut String) {
+        let (name, params) = match self {
+            PgType::Boolean => ("boolean", Params::None),
+            PgType::SmallInt => ("smallint", Params::None),
+            PgType::Integer => ("integer", Params::None),
+            PgType::BigInt => ("bigint", Params::None),
+            PgType::Numeric(Some((p, s))) => ("numeric", Params::Two(*p, *s)),
+            PgType::Numeric(None) => ("numeric", Params::None),
+            PgType::Real => ("real", Params::None),
+            PgType::Double => ("double precision", Params::None),
+            PgType::Char(Some(n)) => ("char", Params::One(*n)),
+            PgType::Char(None) => ("bpchar", Params::None),
+            PgType::Varchar(n) => ("varchar", Params::of(*n)),
+            PgType::Text => ("text", Params::None),
+            PgType::Xml => ("xml", Params::None),
+            PgType::Date => ("date", Params::None),
+            PgType::Time(p) => ("time", Params::of(p.map(u32::from))),
+            PgType::Timestamp(p) => ("timestamp", Params::of(p.map(u32::from))),
+            PgType::TimestampTz(p) => ("timestamptz", Params::of(p.map(u32::from))),
+            PgType::Interval => ("interval", Params::None),
+            PgType::Uuid => ("uuid", Params::None),
+            PgType::Bytea => ("bytea", Params::None),
+            PgType::Json => ("json", Params::None),
+            PgType::Jsonb => ("jsonb", Params::None),
+            PgType::Inet => ("inet", Params::None),
+        };
+        out.push_str(name);
+        params.push(out);
     }
 
     /// The type as PostgreSQL's `format_type()` prints it, used to compare a
     /// live table with the YAML.
     pub fn canonical(&self) -> String {
-        match self {
-            PgType::Char(Some(n)) => format!("character({n})"),
-            PgType::Varchar(Some(n)) => format!("character varying({n})"),
-            PgType::Varchar(None) => "character varying".into(),
-            PgType::Time(p) => format!("{} without time zone", with_precision("time", *p)),
-            PgType::Timestamp(p) => {
-                format!("{} without time zone", with_precision("timestamp", *p))
+        let mut out = String::with_capacity(32);
+        self.push_canonical(&mut out);
+        out
+    }
+
+    /// Appends [`PgType::canonical`] to `out` without allocating.
+    pub fn push_canonical(&self, out: &mut String) {
+        let (name, params, suffix) = match self {
+            PgType::Char(Some(n)) => ("character", Params::One(*n), ""),
+            PgType::Varchar(n) => ("character varying", Params::of(*n), ""),
+            PgType::Time(p) => ("time", Params::of(p.map(u32::from)), " without time zone"),
+            PgType::Timestamp(p) => (
+                "timestamp",
+                Params::of(p.map(u32::from)),
+                " without time zone",
+            ),
+            PgType::TimestampTz(p) => {
+                ("timestamp", Params::of(p.map(u32::from)), " with time zone")
             }
-            PgType::TimestampTz(p) => format!("{} with time zone", with_precision("timestamp", *p)),
-            other => other.sql(),
-        }
+            other => return other.push_sql(out),
+        };
+        out.push_str(name);
+        params.push(out);
+        out.push_str(suffix);
     }
 
     /// Parses a PostgreSQL type name as written in column templates and mapping overrides.
@@ -163,10 +184,52 @@ impl fmt::Display for PgType {
     }
 }
 
-fn with_precision(name: &str, precision: Option<u8>) -> String {
-    match precision {
-        Some(p) => format!("{name}({p})"),
-        None => name.to_string(),
+/// The parameters of a type name: none, `(n)` or `(p,s)`.
+#[derive(Clone, Copy)]
+enum Params {
+    None,
+    One(u32),
+    Two(u32, u32),
+}
+
+impl Params {
+    fn of(n: Option<u32>) -> Params {
+        n.map_or(Params::None, Params::One)
+    }
+
+    fn push(self, out: &mut String) {
+        match self {
+            Params::None => {}
+            Params::One(n) => {
+                out.push('(');
+                push_u32(out, n);
+                out.push(')');
+            }
+            Params::Two(p, s) => {
+                out.push('(');
+                push_u32(out, p);
+                out.push(',');
+                push_u32(out, s);
+                out.push(')');
+            }
+        }
+    }
+}
+
+/// Appends a number in decimal, without the formatting machinery.
+fn push_u32(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
     }
 }
 
@@ -233,11 +296,14 @@ pub fn split_type(text: &str) -> Result<(String, Option<Vec<TypeArg>>), String> 
             (&text[..open], Some(args))
         }
     };
-    let name = name
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase();
+    let name = if name.contains(char::is_whitespace) {
+        name.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase()
+    } else {
+        name.to_ascii_lowercase()
+    };
     if name.is_empty() {
         return Err("empty type name".to_string());
     }
@@ -553,6 +619,16 @@ mod tests {
             "timestamp with time zone"
         );
         assert_eq!(PgType::Char(None).canonical(), "bpchar");
+        assert_eq!(PgType::Char(Some(7)).canonical(), "character(7)");
+        assert_eq!(
+            PgType::Time(Some(0)).canonical(),
+            "time(0) without time zone"
+        );
+        assert_eq!(PgType::Double.canonical(), "double precision");
+        assert_eq!(PgType::Numeric(Some((1000, 10))).sql(), "numeric(1000,10)");
+        assert_eq!(PgType::Varchar(Some(10_485_760)).sql(), "varchar(10485760)");
+        assert_eq!(PgType::TimestampTz(Some(6)).sql(), "timestamptz(6)");
+        assert_eq!(PgType::Char(None).to_string(), "bpchar");
         assert_eq!(
             PgType::parse("timestamp with time zone").unwrap(),
             PgType::TimestampTz(None)

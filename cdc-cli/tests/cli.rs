@@ -254,21 +254,37 @@ fn a_table_left_out_of_a_sink_loses_its_files() {
 #[test]
 fn table_option_regenerates_only_that_tables_files() {
     let project = example_project();
-    assert!(cdc(project.path(), &["manage-migrations", "generate"]).status.success());
+    assert!(cdc(project.path(), &["manage-migrations", "generate"])
+        .status
+        .success());
     for table in ["Actor", "AuditTrail"] {
-        let path = project.path().join(format!("services/_schemas/directory/dbo/{table}.yaml"));
+        let path = project
+            .path()
+            .join(format!("services/_schemas/directory/dbo/{table}.yaml"));
         let mut yaml = std::fs::read_to_string(&path).unwrap();
         yaml.push_str("  - name: Extra\n    type: int\n    nullable: true\n");
         std::fs::write(&path, yaml).unwrap();
     }
-    let out = cdc(project.path(), &["manage-migrations", "generate", "--table", "Actor"]);
+    let out = cdc(
+        project.path(),
+        &["manage-migrations", "generate", "--table", "Actor"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let check = cdc(project.path(), &["manage-migrations", "generate", "--check"]);
+    let check = cdc(
+        project.path(),
+        &["manage-migrations", "generate", "--check"],
+    );
     assert_eq!(check.status.code(), Some(1));
     let stdout = text(&check.stdout);
-    assert!(stdout.contains("01-tables/AuditTrail.sql (modified)"), "{stdout}");
+    assert!(
+        stdout.contains("01-tables/AuditTrail.sql (modified)"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("Actor"), "Actor was regenerated: {stdout}");
-    let unknown = cdc(project.path(), &["manage-migrations", "generate", "--table", "Actr"]);
+    let unknown = cdc(
+        project.path(),
+        &["manage-migrations", "generate", "--table", "Actr"],
+    );
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("no sink table named `Actr`"));
 }

@@ -66,9 +66,12 @@ pub fn body_checksum(body: &str) -> Checksum {
     let mut hasher = Sha256::new();
     let mut rest = body.as_bytes();
     // Feed the body in runs between CRLF pairs, dropping each CR of a CRLF.
-    while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
-        hasher.update(&rest[..pos]);
-        rest = &rest[pos + 1..];
+    // `contains` on bytes is a memchr: bodies without any CR hash in one go.
+    if rest.contains(&b'\r') {
+        while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
+            hasher.update(&rest[..pos]);
+            rest = &rest[pos + 1..];
+        }
     }
     hasher.update(rest);
     Checksum(hasher.finalize().into())
@@ -152,13 +155,29 @@ pub fn split_migration(text: &str) -> Result<SplitMigration<'_>, ChecksumError> 
 
 /// Builds a file from a header block (ending in a newline) and a body.
 pub fn assemble(header: &str, body: &str) -> String {
-    let checksum = body_checksum(body);
-    let mut out = String::with_capacity(header.len() + body.len() + 90);
+    assemble_with(header, body.len(), |out| out.push_str(body))
+}
+
+/// Builds a file from a header block (ending in a newline) and a body that
+/// `write_body` appends to the file in place, so the body is never copied;
+/// `body_capacity` is a size hint. Same result as [`assemble`].
+pub fn assemble_with(
+    header: &str,
+    body_capacity: usize,
+    write_body: impl FnOnce(&mut String),
+) -> String {
+    const PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+    let mut out = String::with_capacity(header.len() + body_capacity + 90);
     out.push_str(header);
     out.push_str(CHECKSUM_LINE_PREFIX);
-    out.push_str(&checksum.hex());
+    let hex_start = out.len();
+    out.push_str(PLACEHOLDER);
     out.push('\n');
-    out.push_str(body);
+    let body_start = out.len();
+    write_body(&mut out);
+    let checksum = body_checksum(&out[body_start..]);
+    // Same length: the bytes are overwritten, nothing after them moves.
+    out.replace_range(hex_start..hex_start + PLACEHOLDER.len(), &checksum.hex());
     out
 }
 
@@ -195,6 +214,20 @@ mod tests {
         assert_eq!(sa.embedded, sb.embedded);
         assert_eq!(sa.verify().unwrap(), sa.embedded);
         assert_eq!(sa.body_first_line, 3);
+    }
+
+    #[test]
+    fn assemble_in_place_matches() {
+        let header = "-- Generated: 2026-01-01 00:00:00 UTC\n";
+        let body = "SELECT 1;\r\nSELECT 2;\n";
+        let built = assemble_with(header, 0, |out| out.push_str(body));
+        assert_eq!(built, assemble(header, body));
+        let split = split_migration(&built).unwrap();
+        assert_eq!(split.body, body);
+        assert_eq!(
+            split.verify().unwrap(),
+            body_checksum("SELECT 1;\nSELECT 2;\n")
+        );
     }
 
     #[test]

@@ -25,16 +25,22 @@
 //! # Ok(()) }
 //! ```
 
+// ApplyError carries what a person needs to act (file, line, SQLSTATE, detail,
+// hint, the driver error); runs fail rarely, so its size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 mod apply;
 mod apply_async;
 pub mod connect;
 mod error;
 pub mod merge;
 pub mod plan;
+pub mod rows;
 pub mod sql;
 
 pub use apply::{MigrateOptions, Migrator};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
+pub use cdc_macros::include_migrations;
 pub use connect::{connect, connect_async, ConnectOptions, SslMode};
 pub use error::ApplyError;
 pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};

@@ -30,6 +30,7 @@
 
 mod binaries;
 mod error;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 mod os_user;
 mod server;

@@ -141,8 +141,15 @@ impl PgServer {
             let log = File::create(&log_path).map_err(|e| {
                 HarnessError::io(format!("creating server log {}", log_path.display()), e)
             })?;
-            let mut postmaster =
-                Postmaster::spawn(&run_as, &bindir, dir.path(), &data_dir, port, log, extra_settings)?;
+            let mut postmaster = Postmaster::spawn(
+                &run_as,
+                &bindir,
+                dir.path(),
+                &data_dir,
+                port,
+                log,
+                extra_settings,
+            )?;
             match wait_until_ready(&mut postmaster, port, &data_dir, &log_path) {
                 Ok(()) => {
                     return Ok(PgServer {

@@ -1,4 +1,5 @@
 //! The apply engine against a real PostgreSQL: DESIGN.md §6 point by point.
+#![allow(clippy::result_large_err)]
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -629,8 +630,12 @@ fn sslmode_require_refuses_a_server_without_tls_and_prefer_falls_back() {
     };
     // The harness's server has no certificate: `require` must not silently go plain.
     let refused = cdc_runtime::connect(&options(SslMode::Require));
-    assert!(matches!(refused, Err(ApplyError::Connect { .. })), "require connected without TLS");
-    let mut client = cdc_runtime::connect(&options(SslMode::Prefer)).expect("prefer falls back to plain");
+    assert!(
+        matches!(refused, Err(ApplyError::Connect { .. })),
+        "require connected without TLS"
+    );
+    let mut client =
+        cdc_runtime::connect(&options(SslMode::Prefer)).expect("prefer falls back to plain");
     let one: i32 = client.query_one("SELECT 1", &[]).expect("query").get(0);
     assert_eq!(one, 1);
 }

@@ -14,20 +14,31 @@ fn pg_cron_installed() -> bool {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "/usr/lib/postgresql/15/lib".to_string());
-    Path::new(&libdir).join("pg_cron.so").is_file() || Path::new("/usr/lib/postgresql/15/lib/pg_cron.so").is_file()
+    Path::new(&libdir).join("pg_cron.so").is_file()
+        || Path::new("/usr/lib/postgresql/15/lib/pg_cron.so").is_file()
 }
 
 #[test]
 fn the_orchestrator_is_scheduled_once_by_job_name() {
     if !pg_cron_installed() {
-        eprintln!("skipped: pg_cron is not installed (apt-get install postgresql-15-cron; .ci/run does)");
+        eprintln!(
+            "skipped: pg_cron is not installed (apt-get install postgresql-15-cron; .ci/run does)"
+        );
         return;
     }
-    let server = tests::PgServer::start_with(&[("shared_preload_libraries", "pg_cron"), ("cron.database_name", "cron_db")])
-        .expect("server with pg_cron");
-    server.client("postgres").batch_execute("CREATE DATABASE cron_db").expect("create database");
+    let server = tests::PgServer::start_with(&[
+        ("shared_preload_libraries", "pg_cron"),
+        ("cron.database_name", "cron_db"),
+    ])
+    .expect("server with pg_cron");
+    server
+        .client("postgres")
+        .batch_execute("CREATE DATABASE cron_db")
+        .expect("create database");
     let mut client = server.client("cron_db");
-    client.batch_execute("CREATE EXTENSION pg_cron").expect("extension");
+    client
+        .batch_execute("CREATE EXTENSION pg_cron")
+        .expect("extension");
 
     let sink = fixture::sink(DIRECTORY);
     fixture::apply_sink(&mut client, sink);
@@ -36,12 +47,19 @@ fn the_orchestrator_is_scheduled_once_by_job_name() {
     fixture::apply_file(&mut client, sink, management).expect("re-apply is idempotent");
 
     let jobs = client
-        .query("SELECT schedule, command FROM cron.job WHERE jobname = 'cdc_trigger_pending_merges'", &[])
+        .query(
+            "SELECT schedule, command FROM cron.job WHERE jobname = 'cdc_trigger_pending_merges'",
+            &[],
+        )
         .expect("cron.job");
     assert_eq!(jobs.len(), 1, "scheduled once by job name");
     assert_eq!(jobs[0].get::<_, String>(0), "* * * * *");
-    assert!(jobs[0].get::<_, String>(1).contains("trigger_pending_merges"));
+    assert!(jobs[0]
+        .get::<_, String>(1)
+        .contains("trigger_pending_merges"));
     // The scheduled command runs as written.
     let command: String = jobs[0].get(1);
-    client.batch_execute(&command).expect("the job's command runs");
+    client
+        .batch_execute(&command)
+        .expect("the job's command runs");
 }

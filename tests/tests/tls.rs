@@ -10,7 +10,17 @@ use cdc_runtime::{ApplyError, ConnectOptions, SslMode};
 
 fn make_certificate(dir: &std::path::Path) -> bool {
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(dir.join("server.key"))
         .arg("-out")
@@ -22,10 +32,17 @@ fn make_certificate(dir: &std::path::Path) -> bool {
         return false;
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod key");
     // As root the server runs as `postgres`, which must own its key.
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if root {
         let chowned = Command::new("chown")
@@ -42,15 +59,22 @@ fn make_certificate(dir: &std::path::Path) -> bool {
 
 #[test]
 fn tls_modes_behave_like_libpq() {
-    let dir = tempfile::Builder::new().prefix("pg-tls-").tempdir_in("/tmp").expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix("pg-tls-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
     if !make_certificate(dir.path()) {
         eprintln!("skipped: the openssl command is not available to make a test certificate");
         return;
     }
     let cert = dir.path().join("server.crt").to_string_lossy().into_owned();
     let key = dir.path().join("server.key").to_string_lossy().into_owned();
-    let server = tests::PgServer::start_with(&[("ssl", "on"), ("ssl_cert_file", &cert), ("ssl_key_file", &key)])
-        .expect("server with TLS");
+    let server = tests::PgServer::start_with(&[
+        ("ssl", "on"),
+        ("ssl_cert_file", &cert),
+        ("ssl_key_file", &key),
+    ])
+    .expect("server with TLS");
     let options = |sslmode| ConnectOptions {
         host: server.host().into(),
         port: server.port(),
@@ -63,11 +87,15 @@ fn tls_modes_behave_like_libpq() {
     };
     let encrypted = |client: &mut postgres::Client| -> bool {
         client
-            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
             .expect("pg_stat_ssl")
             .get(0)
     };
-    let mut required = cdc_runtime::connect(&options(SslMode::Require)).expect("require accepts a self-signed certificate");
+    let mut required = cdc_runtime::connect(&options(SslMode::Require))
+        .expect("require accepts a self-signed certificate");
     assert!(encrypted(&mut required));
     let mut preferred = cdc_runtime::connect(&options(SslMode::Prefer)).expect("prefer");
     assert!(encrypted(&mut preferred));
@@ -76,8 +104,14 @@ fn tls_modes_behave_like_libpq() {
     match cdc_runtime::connect(&options(SslMode::VerifyFull)) {
         Err(ApplyError::Connect { source, .. }) => {
             let text = format!("{source:?}").to_lowercase();
-            assert!(text.contains("certificate") || text.contains("tls") || text.contains("ssl"), "{text}");
+            assert!(
+                text.contains("certificate") || text.contains("tls") || text.contains("ssl"),
+                "{text}"
+            );
         }
-        other => panic!("verify-full accepted an untrusted certificate: {:?}", other.map(|_| ())),
+        other => panic!(
+            "verify-full accepted an untrusted certificate: {:?}",
+            other.map(|_| ())
+        ),
     }
 }

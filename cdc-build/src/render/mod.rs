@@ -5,7 +5,7 @@ mod staging;
 mod table;
 
 use cdc_core::category::{INFRASTRUCTURE_DIR, STAGING_SUFFIX, TABLES_DIR};
-use cdc_core::checksum::assemble;
+use cdc_core::checksum::{assemble, assemble_with};
 use cdc_core::history::MANAGEMENT_SCHEMA;
 use cdc_core::manifest::Manifest;
 
@@ -279,14 +279,16 @@ impl<'a> SinkRenderer<'a> {
                     )
                 };
                 if matches!(kind, FileKind::Table(_)) {
-                    assemble(
+                    assemble_with(
                         &header(self.generated_at, &[source, target(&table.target_table)]),
-                        &render_table(table, &names),
+                        table::table_capacity(table),
+                        |out| table::push_table(out, table, &names),
                     )
                 } else {
-                    assemble(
+                    assemble_with(
                         &header(self.generated_at, &[source, target(&names.staging)]),
-                        &render_staging(table, &names),
+                        staging::staging_capacity(table),
+                        |out| staging::push_staging(out, table, &names),
                     )
                 }
             }

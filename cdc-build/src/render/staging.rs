@@ -10,13 +10,16 @@
 
 use std::fmt::Write as _;
 
-use super::table::{column_definition, converge_columns_json};
+use super::table::{push_column_definition, push_converge_columns_json, push_joined};
 use super::{TableNames, MARK_TRIGGER};
 use crate::columns::{
-    staging_extra_columns, ColumnOrigin, COL_IS_DELETED, COL_KAFKA_OFFSET, COL_KAFKA_TIMESTAMP,
-    COL_OPERATION, COL_SOURCE, COL_SOURCE_TS, COL_SYNC_TIMESTAMP,
+    staging_extra_columns, Column, ColumnOrigin, COL_IS_DELETED, COL_KAFKA_OFFSET,
+    COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE, COL_SOURCE_TS, COL_SYNC_TIMESTAMP,
 };
-use crate::ident::{dollar_quote, qualified, quote_ident, quote_literal};
+use crate::ident::{
+    push_dollar_quoted, push_ident, push_literal, push_qualified, qualified, quote_ident,
+    quote_literal,
+};
 use crate::project::SinkTable;
 
 /// Default number of staged rows one merge step consumes.
@@ -24,122 +27,169 @@ pub const DEFAULT_MERGE_BATCH: u32 = 50_000;
 
 /// The body of a staging file.
 pub fn render_staging(table: &SinkTable, names: &TableNames) -> String {
-    let staging = qualified(&table.target_schema, &names.staging);
-    let is_key = |name: &str| table.primary_key.iter().any(|k| k == name);
-    let extras = staging_extra_columns();
-    let staging_columns: Vec<_> = table
-        .columns
-        .iter()
-        .chain(extras.iter())
-        .map(|c| (c, is_key(&c.name)))
-        .collect();
-
-    let mut out = String::with_capacity(6000 + table.columns.len() * 300);
-    out.push_str("-- Staging table: written by the sink connector, emptied by the merge.\n");
-    let _ = writeln!(out, "CREATE UNLOGGED TABLE IF NOT EXISTS {staging} (");
-    let defs: Vec<String> = staging_columns
-        .iter()
-        .map(|(c, not_null)| format!("    {}", column_definition(c, *not_null)))
-        .collect();
-    out.push_str(&defs.join(",\n"));
-    out.push_str("\n);\n\n");
-    let _ = write!(
-        out,
-        "CALL \"cdc_management\".\"converge_table\"(\n    {},\n    {},\n    {}::jsonb,\n    ARRAY[]::text[],\n    true\n);\n\n",
-        quote_literal(&table.target_schema),
-        quote_literal(&names.staging),
-        dollar_quote(&converge_columns_json(staging_columns.iter().copied())),
-    );
-
-    let _ = write!(
-        out,
-        "INSERT INTO \"cdc_management\".\"merge_control\" (\"schema_name\", \"table_name\", \"staging_table\", \"merge_function\")\n\
-         VALUES ({}, {}, {}, {})\n\
-         ON CONFLICT (\"schema_name\", \"table_name\") DO UPDATE\n    \
-         SET \"staging_table\" = EXCLUDED.\"staging_table\", \"merge_function\" = EXCLUDED.\"merge_function\";\n\n",
-        quote_literal(&table.target_schema),
-        quote_literal(&table.target_table),
-        quote_literal(&names.staging),
-        quote_literal(&names.merge_function),
-    );
-
-    out.push_str(&render_merge_function(table, names));
-
-    let _ = write!(
-        out,
-        "\nCREATE OR REPLACE TRIGGER {} AFTER INSERT ON {staging}\n    FOR EACH STATEMENT EXECUTE FUNCTION \"cdc_management\".\"mark_table_for_merge\"({});\n",
-        quote_ident(MARK_TRIGGER),
-        quote_literal(&table.target_table),
-    );
+    let mut out = String::with_capacity(staging_capacity(table));
+    push_staging(&mut out, table, names);
     out
 }
 
-fn render_merge_function(table: &SinkTable, names: &TableNames) -> String {
-    let target = qualified(&table.target_schema, &table.target_table);
+/// A size hint for a staging body.
+pub fn staging_capacity(table: &SinkTable) -> usize {
+    8_800 + table.columns.len() * 240
+}
+
+/// Appends the body of a staging file.
+pub fn push_staging(out: &mut String, table: &SinkTable, names: &TableNames) {
     let staging = qualified(&table.target_schema, &names.staging);
-    let function = qualified(&table.target_schema, &names.merge_function);
+    let is_key = |name: &str| table.primary_key.iter().any(|k| k == name);
+    let extras = staging_extra_columns();
+    let staging_columns = || {
+        table
+            .columns
+            .iter()
+            .chain(extras.iter())
+            .map(|c| (c, is_key(&c.name)))
+    };
+
+    out.push_str("-- Staging table: written by the sink connector, emptied by the merge.\n");
+    out.push_str("CREATE UNLOGGED TABLE IF NOT EXISTS ");
+    out.push_str(&staging);
+    out.push_str(" (\n");
+    push_joined(out, staging_columns(), ",\n", |out, (c, not_null)| {
+        out.push_str("    ");
+        push_column_definition(out, c, not_null);
+    });
+    out.push_str("\n);\n\n");
+    out.push_str("CALL \"cdc_management\".\"converge_table\"(\n    ");
+    push_literal(out, &table.target_schema);
+    out.push_str(",\n    ");
+    push_literal(out, &names.staging);
+    out.push_str(",\n    ");
+    push_dollar_quoted(out, |out| {
+        push_converge_columns_json(out, staging_columns())
+    });
+    out.push_str("::jsonb,\n    ARRAY[]::text[],\n    true\n);\n\n");
+
+    out.push_str(
+        "INSERT INTO \"cdc_management\".\"merge_control\" (\"schema_name\", \"table_name\", \"staging_table\", \"merge_function\")\nVALUES (",
+    );
+    push_joined(
+        out,
+        [
+            &table.target_schema,
+            &table.target_table,
+            &names.staging,
+            &names.merge_function,
+        ],
+        ", ",
+        |out, value| push_literal(out, value),
+    );
+    out.push_str(
+        ")\n\
+         ON CONFLICT (\"schema_name\", \"table_name\") DO UPDATE\n    \
+         SET \"staging_table\" = EXCLUDED.\"staging_table\", \"merge_function\" = EXCLUDED.\"merge_function\";\n\n",
+    );
+
+    push_merge_function(out, table, names, &staging);
+
+    out.push_str("\nCREATE OR REPLACE TRIGGER ");
+    push_ident(out, MARK_TRIGGER);
+    out.push_str(" AFTER INSERT ON ");
+    out.push_str(&staging);
+    out.push_str(
+        "\n    FOR EACH STATEMENT EXECUTE FUNCTION \"cdc_management\".\"mark_table_for_merge\"(",
+    );
+    push_literal(out, &table.target_table);
+    out.push_str(");\n");
+}
+
+/// `alias."column"`
+fn push_column_of(out: &mut String, alias: &str, column: &str) {
+    out.push_str(alias);
+    out.push('.');
+    push_ident(out, column);
+}
+
+/// An event's position: `(coalesce(alias."__source_ts_ms", -1), coalesce(alias."__kafka_offset", -1))`.
+fn position(alias: &str) -> String {
+    let mut out = String::with_capacity(80);
+    out.push_str("(coalesce(");
+    push_column_of(&mut out, alias, COL_SOURCE_TS);
+    out.push_str(", -1), coalesce(");
+    push_column_of(&mut out, alias, COL_KAFKA_OFFSET);
+    out.push_str(", -1))");
+    out
+}
+
+/// Builds a string by appending to an empty one.
+fn build(push: impl FnOnce(&mut String)) -> String {
+    let mut out = String::with_capacity(128);
+    push(&mut out);
+    out
+}
+
+fn push_merge_function(out: &mut String, table: &SinkTable, names: &TableNames, staging: &str) {
+    let target = qualified(&table.target_schema, &table.target_table);
+    out.push_str("-- Merges staged rows into ");
+    out.push_str(&target);
+    out.push_str("; returns true counts.\nCREATE OR REPLACE FUNCTION ");
+    push_qualified(out, &table.target_schema, &names.merge_function);
+    let _ = write!(
+        out,
+        "(p_batch_size INTEGER DEFAULT {DEFAULT_MERGE_BATCH})\n\
+         RETURNS TABLE (\"rows_consumed\" BIGINT, \"rows_upserted\" BIGINT, \"rows_deleted\" BIGINT, \"rows_stale\" BIGINT)\n\
+         LANGUAGE plpgsql\n\
+         AS "
+    );
+    push_dollar_quoted(out, |out| push_merge_body(out, table, &target, staging));
+    out.push_str(";\n");
+}
+
+/// The PL/pgSQL body of `sp_merge_<Table>()`.
+fn push_merge_body(out: &mut String, table: &SinkTable, target: &str, staging: &str) {
+    let key = &table.primary_key;
     let schema_lit = quote_literal(&table.target_schema);
     let table_lit = quote_literal(&table.target_table);
     let lock_key = quote_literal(&format!(
         "cdc_merge:{}.{}",
         table.target_schema, table.target_table
     ));
-    let q = |alias: &str, col: &str| format!("{alias}.{}", quote_ident(col));
-    let pos = |alias: &str| {
-        format!(
-            "(coalesce({}, -1), coalesce({}, -1))",
-            q(alias, COL_SOURCE_TS),
-            q(alias, COL_KAFKA_OFFSET)
-        )
-    };
     let pk_list = |alias: &str| {
-        table
-            .primary_key
-            .iter()
-            .map(|k| q(alias, k))
-            .collect::<Vec<_>>()
-            .join(", ")
+        build(|out| push_joined(out, key, ", ", |out, k| push_column_of(out, alias, k)))
     };
     let pk_match = |a: &str, b: &str| {
-        table
-            .primary_key
-            .iter()
-            .map(|k| format!("{} = {}", q(a, k), q(b, k)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let is_delete = format!(
-        "upper(coalesce({}, '')) IN ('DELETE', 'D')",
-        q("l", COL_OPERATION)
-    );
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let select_exprs: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| match c.name.as_str() {
-            COL_IS_DELETED => "false".to_string(),
-            COL_SYNC_TIMESTAMP => "now()".to_string(),
-            name => match (&c.default, c.origin) {
-                (Some(default), ColumnOrigin::Template) => {
-                    format!("coalesce({}, {default})", q("l", name))
-                }
-                _ => q("l", name),
-            },
+        build(|out| {
+            push_joined(out, key, " AND ", |out, k| {
+                push_column_of(out, a, k);
+                out.push_str(" = ");
+                push_column_of(out, b, k);
+            })
         })
-        .collect();
-    let updates: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|c| !table.primary_key.contains(&c.name))
-        .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name)))
-        .collect();
+    };
+    let (pos_l, pos_f) = (position("l"), position("f"));
+    let pk_match_fl = pk_match("f", "l");
+    let is_delete = build(|out| {
+        out.push_str("upper(coalesce(");
+        push_column_of(out, "l", COL_OPERATION);
+        out.push_str(", '')) IN ('DELETE', 'D')");
+    });
+    let columns =
+        build(|out| push_joined(out, &table.columns, ", ", |out, c| push_ident(out, &c.name)));
+    let select_exprs = build(|out| push_joined(out, &table.columns, ", ", push_select_expr));
+    let updates = build(|out| {
+        let non_key = table.columns.iter().filter(|c| !key.contains(&c.name));
+        push_joined(out, non_key, ",\n                   ", |out, c| {
+            push_ident(out, &c.name);
+            out.push_str(" = EXCLUDED.");
+            push_ident(out, &c.name);
+        })
+    });
     let delete_step = if table.soft_delete {
         format!(
             "UPDATE {target} AS f\n\
              \x20          SET {is_del} = true, {op} = l.{op}, {ts} = l.{ts}, {off} = l.{off},\n\
              \x20              {src} = coalesce(l.{src}, f.{src}), {sync} = now()\n\
              \x20         FROM fresh AS l\n\
-             \x20        WHERE l.\"__cdc_is_delete\" AND {m} AND {pf} < {pl}\n\
+             \x20        WHERE l.\"__cdc_is_delete\" AND {pk_match_fl} AND {pos_f} < {pos_l}\n\
              \x20        RETURNING 1",
             is_del = quote_ident(COL_IS_DELETED),
             op = quote_ident(COL_OPERATION),
@@ -147,24 +197,18 @@ fn render_merge_function(table: &SinkTable, names: &TableNames) -> String {
             off = quote_ident(COL_KAFKA_OFFSET),
             src = quote_ident(COL_SOURCE),
             sync = quote_ident(COL_SYNC_TIMESTAMP),
-            m = pk_match("f", "l"),
-            pf = pos("f"),
-            pl = pos("l"),
         )
     } else {
         format!(
             "DELETE FROM {target} AS f\n\
              \x20        USING fresh AS l\n\
-             \x20        WHERE l.\"__cdc_is_delete\" AND {m} AND {pf} < {pl}\n\
+             \x20        WHERE l.\"__cdc_is_delete\" AND {pk_match_fl} AND {pos_f} < {pos_l}\n\
              \x20        RETURNING 1",
-            m = pk_match("f", "l"),
-            pf = pos("f"),
-            pl = pos("l"),
         )
     };
-    let pk_json = |alias: &str| format!("jsonb_build_array({})", pk_list(alias));
 
-    let body = format!(
+    let _ = write!(
+        out,
         r#"
 #variable_conflict use_column
 DECLARE
@@ -295,30 +339,34 @@ BEGIN
 END;
 "#,
         pk_b = pk_list("b"),
-        pk_plain = table
-            .primary_key
-            .iter()
-            .map(|k| quote_ident(k))
-            .collect::<Vec<_>>()
-            .join(", "),
+        pk_plain = build(|out| push_joined(out, key, ", ", |out, k| push_ident(out, k))),
         ts = quote_ident(COL_SOURCE_TS),
         off = quote_ident(COL_KAFKA_OFFSET),
         kafka_ts = quote_ident(COL_KAFKA_TIMESTAMP),
-        pk_json_l = pk_json("l"),
-        pos_l = pos("l"),
-        pos_f = pos("f"),
-        pos_excluded = pos("EXCLUDED"),
-        pk_match_fl = pk_match("f", "l"),
-        columns = columns.join(", "),
-        select_exprs = select_exprs.join(", "),
-        updates = updates.join(",\n                   "),
+        pk_json_l = build(|out| {
+            out.push_str("jsonb_build_array(");
+            out.push_str(&pk_list("l"));
+            out.push(')');
+        }),
+        pos_excluded = position("EXCLUDED"),
     );
-    format!(
-        "-- Merges staged rows into {target}; returns true counts.\n\
-         CREATE OR REPLACE FUNCTION {function}(p_batch_size INTEGER DEFAULT {DEFAULT_MERGE_BATCH})\n\
-         RETURNS TABLE (\"rows_consumed\" BIGINT, \"rows_upserted\" BIGINT, \"rows_deleted\" BIGINT, \"rows_stale\" BIGINT)\n\
-         LANGUAGE plpgsql\n\
-         AS {};\n",
-        dollar_quote(&body)
-    )
+}
+
+/// What the merge inserts for one column: the staged value, a template
+/// default for NULL, or the metadata the merge sets itself.
+fn push_select_expr(out: &mut String, column: &Column) {
+    match column.name.as_str() {
+        COL_IS_DELETED => out.push_str("false"),
+        COL_SYNC_TIMESTAMP => out.push_str("now()"),
+        name => match (&column.default, column.origin) {
+            (Some(default), ColumnOrigin::Template) => {
+                out.push_str("coalesce(");
+                push_column_of(out, "l", name);
+                out.push_str(", ");
+                out.push_str(default);
+                out.push(')');
+            }
+            _ => push_column_of(out, "l", name),
+        },
+    }
 }

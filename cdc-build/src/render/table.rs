@@ -3,98 +3,154 @@
 //! `CREATE TABLE IF NOT EXISTS` for a fresh database, then
 //! `cdc_management.converge_table(...)`, which brings an existing older table to
 //! the same shape or refuses with the manual steps.
-
-use std::fmt::Write as _;
+//!
+//! Renderers append to one buffer (`push_*`) rather than building and joining
+//! temporary strings: generation of large projects is dominated by this code.
 
 use cdc_core::manifest::quote as json_string;
 
 use super::TableNames;
 use crate::columns::{Column, COL_SYNC_TIMESTAMP};
-use crate::ident::{dollar_quote, qualified, quote_ident, quote_literal};
+use crate::ident::{push_dollar_quoted, push_ident, push_literal, push_qualified};
 use crate::project::SinkTable;
 
-/// One column definition line, without the trailing comma.
-pub fn column_definition(column: &Column, not_null: bool) -> String {
-    let mut line = format!("{} {}", quote_ident(&column.name), column.pg_type.sql());
+/// Appends one column definition, without the trailing comma.
+pub fn push_column_definition(out: &mut String, column: &Column, not_null: bool) {
+    push_ident(out, &column.name);
+    out.push(' ');
+    column.pg_type.push_sql(out);
     if let Some(default) = &column.default {
-        line.push_str(" DEFAULT ");
-        line.push_str(default);
+        out.push_str(" DEFAULT ");
+        out.push_str(default);
     }
     if not_null {
-        line.push_str(" NOT NULL");
+        out.push_str(" NOT NULL");
     }
-    line
 }
 
-/// The JSON column list that `converge_table` expects.
-pub fn converge_columns_json<'a>(columns: impl Iterator<Item = (&'a Column, bool)>) -> String {
-    let mut out = String::from("[\n");
+/// Appends a JSON string, as [`cdc_core::manifest::quote`] writes it.
+fn push_json_string(out: &mut String, text: &str) {
+    let plain = text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f);
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&json_string(text));
+    }
+}
+
+/// Appends the JSON column list that `converge_table` expects.
+pub fn push_converge_columns_json<'a>(
+    out: &mut String,
+    columns: impl Iterator<Item = (&'a Column, bool)>,
+) {
+    out.push_str("[\n");
     let mut first = true;
     for (column, not_null) in columns {
         if !first {
             out.push_str(",\n");
         }
         first = false;
-        let _ = write!(
-            out,
-            "        {{\"name\": {}, \"type\": {}, \"canonical\": {}, \"not_null\": {not_null}, \"default\": {}}}",
-            json_string(&column.name),
-            json_string(&column.pg_type.sql()),
-            json_string(&column.pg_type.canonical()),
-            column.default.as_deref().map(json_string).unwrap_or_else(|| "null".to_string()),
-        );
+        // Type names are ASCII letters, digits, spaces, parentheses and commas:
+        // nothing to escape.
+        out.push_str("        {\"name\": ");
+        push_json_string(out, &column.name);
+        out.push_str(", \"type\": \"");
+        column.pg_type.push_sql(out);
+        out.push_str("\", \"canonical\": \"");
+        column.pg_type.push_canonical(out);
+        out.push_str("\", \"not_null\": ");
+        out.push_str(if not_null { "true" } else { "false" });
+        out.push_str(", \"default\": ");
+        match &column.default {
+            Some(default) => push_json_string(out, default),
+            None => out.push_str("null"),
+        }
+        out.push('}');
     }
     out.push_str("\n    ]");
-    out
 }
 
-/// `ARRAY['a', 'b']::text[]`
-pub fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let items: Vec<String> = items.map(quote_literal).collect();
-    format!("ARRAY[{}]::text[]", items.join(", "))
+/// Appends `items` joined by `separator`, each written by `push`.
+pub fn push_joined<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    separator: &str,
+    mut push: impl FnMut(&mut String, T),
+) {
+    for (index, item) in items.into_iter().enumerate() {
+        if index > 0 {
+            out.push_str(separator);
+        }
+        push(out, item);
+    }
 }
 
 /// The body of a final-table file.
 pub fn render_table(table: &SinkTable, names: &TableNames) -> String {
-    let target = qualified(&table.target_schema, &table.target_table);
-    let mut out = String::with_capacity(200 + table.columns.len() * 160);
+    let mut out = String::with_capacity(table_capacity(table));
+    push_table(&mut out, table, names);
+    out
+}
+
+/// A size hint for a final-table body.
+pub fn table_capacity(table: &SinkTable) -> usize {
+    1_000 + table.columns.len() * 160
+}
+
+/// Appends the body of a final-table file.
+pub fn push_table(out: &mut String, table: &SinkTable, names: &TableNames) {
+    let mut target = String::with_capacity(64);
+    push_qualified(&mut target, &table.target_schema, &table.target_table);
     if table.target_exists {
         out.push_str(
             "-- The table is managed outside these migrations (target_exists): it is checked\n",
         );
         out.push_str("-- and given the missing columns below, never created or dropped here.\n");
     } else {
-        let _ = writeln!(out, "CREATE TABLE IF NOT EXISTS {target} (");
+        out.push_str("CREATE TABLE IF NOT EXISTS ");
+        out.push_str(&target);
+        out.push_str(" (\n");
         for column in &table.columns {
-            let _ = writeln!(out, "    {},", column_definition(column, column.not_null));
+            out.push_str("    ");
+            push_column_definition(out, column, column.not_null);
+            out.push_str(",\n");
         }
         if table.primary_key.is_empty() {
             // Drop the last comma: there is no key constraint to follow.
             out.truncate(out.len() - 2);
             out.push('\n');
         } else {
-            let key: Vec<String> = table.primary_key.iter().map(|k| quote_ident(k)).collect();
-            let _ = writeln!(out, "    PRIMARY KEY ({})", key.join(", "));
+            out.push_str("    PRIMARY KEY (");
+            push_joined(out, &table.primary_key, ", ", |out, k| push_ident(out, k));
+            out.push_str(")\n");
         }
         out.push_str(");\n\n");
         out.push_str(
             "-- Bring an existing (older) table to this shape; unsafe changes are refused.\n",
         );
     }
-    let _ = write!(
-        out,
-        "CALL \"cdc_management\".\"converge_table\"(\n    {},\n    {},\n    {}::jsonb,\n    {},\n    {}\n);\n\n",
-        quote_literal(&table.target_schema),
-        quote_literal(&table.target_table),
-        dollar_quote(&converge_columns_json(table.columns.iter().map(|c| (c, c.not_null)))),
-        text_array(table.primary_key.iter().map(String::as_str)),
-        table.target_exists,
-    );
-    let _ = writeln!(
-        out,
-        "CREATE INDEX IF NOT EXISTS {} ON {target} ({});",
-        quote_ident(&names.sync_index),
-        quote_ident(COL_SYNC_TIMESTAMP)
-    );
-    out
+    out.push_str("CALL \"cdc_management\".\"converge_table\"(\n    ");
+    push_literal(out, &table.target_schema);
+    out.push_str(",\n    ");
+    push_literal(out, &table.target_table);
+    out.push_str(",\n    ");
+    push_dollar_quoted(out, |out| {
+        push_converge_columns_json(out, table.columns.iter().map(|c| (c, c.not_null)))
+    });
+    out.push_str("::jsonb,\n    ARRAY[");
+    push_joined(out, &table.primary_key, ", ", |out, k| push_literal(out, k));
+    out.push_str("]::text[],\n    ");
+    out.push_str(if table.target_exists { "true" } else { "false" });
+    out.push_str("\n);\n\n");
+    out.push_str("CREATE INDEX IF NOT EXISTS ");
+    push_ident(out, &names.sync_index);
+    out.push_str(" ON ");
+    out.push_str(&target);
+    out.push_str(" (");
+    push_ident(out, COL_SYNC_TIMESTAMP);
+    out.push_str(");\n");
 }
