@@ -186,12 +186,7 @@ impl<'a> Migrator<'a> {
             .migrations
             .files()
             .iter()
-            .map(|f| FileOutcome {
-                path: f.path.to_string(),
-                category: f.category,
-                outcome: Outcome::Skipped,
-                duration: Duration::ZERO,
-            })
+            .map(FileOutcome::skipped)
             .collect();
         self.report(started, outcomes)
     }
@@ -256,25 +251,13 @@ impl<'a> Migrator<'a> {
         history: &History,
     ) -> Result<Vec<FileOutcome>, ApplyError> {
         let statuses = status_of(self.migrations, history);
-        let total = statuses
-            .iter()
-            .filter(|s| !matches!(s.state, crate::plan::FileState::Applied { .. }))
-            .count();
+        let total = crate::plan::pending_count(&statuses);
         let mut outcomes = Vec::with_capacity(statuses.len());
         let mut index = 0;
         for (file, status) in self.migrations.files().iter().zip(&statuses) {
-            let outcome = match status.state {
-                crate::plan::FileState::Applied { .. } => Outcome::Skipped,
-                crate::plan::FileState::Pending => Outcome::New,
-                crate::plan::FileState::Modified { .. } => Outcome::Updated,
-            };
+            let outcome = crate::plan::outcome_for(&status.state);
             if outcome == Outcome::Skipped {
-                outcomes.push(FileOutcome {
-                    path: file.path.to_string(),
-                    category: file.category,
-                    outcome,
-                    duration: Duration::ZERO,
-                });
+                outcomes.push(FileOutcome::skipped(file));
                 continue;
             }
             index += 1;

@@ -11,7 +11,7 @@ use crate::error::ApplyError;
 use crate::plan::{
     anything_to_apply, file_error, history_ddl_lock_key, history_upsert, is_missing_history,
     lock_key, parse_history, status_of, verify_all, ApplyEvent, ApplyReport, FileOutcome,
-    FileState, FileStatus, History, Outcome,
+    FileStatus, History, Outcome,
 };
 use crate::sql::split_statements;
 
@@ -138,25 +138,13 @@ impl Migrator<'_> {
 
         let history = self.read_history_async(client).await?;
         let statuses = status_of(self.migrations, &history);
-        let total = statuses
-            .iter()
-            .filter(|s| !matches!(s.state, FileState::Applied { .. }))
-            .count();
+        let total = crate::plan::pending_count(&statuses);
         let mut outcomes = Vec::with_capacity(statuses.len());
         let mut index = 0;
         for (file, status) in self.migrations.files().iter().zip(&statuses) {
-            let outcome = match status.state {
-                FileState::Applied { .. } => Outcome::Skipped,
-                FileState::Pending => Outcome::New,
-                FileState::Modified { .. } => Outcome::Updated,
-            };
+            let outcome = crate::plan::outcome_for(&status.state);
             if outcome == Outcome::Skipped {
-                outcomes.push(FileOutcome {
-                    path: file.path.to_string(),
-                    category: file.category,
-                    outcome,
-                    duration: Duration::ZERO,
-                });
+                outcomes.push(FileOutcome::skipped(file));
                 continue;
             }
             index += 1;

@@ -164,33 +164,52 @@ fn is_transient(error: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or `retry_for` is spent,
-/// sleeping 100 ms, 200 ms, ... up to 2 s between attempts.
+/// The retry policy of a connection: 100 ms, 200 ms, ... up to 2 s between
+/// attempts, for at most `retry_for`, and only while the failure is transient.
+struct Backoff<'a> {
+    options: &'a ConnectOptions,
+    started: Instant,
+    pause: Duration,
+    attempts: u32,
+}
+
+impl<'a> Backoff<'a> {
+    fn new(options: &'a ConnectOptions) -> Backoff<'a> {
+        Backoff {
+            options,
+            started: Instant::now(),
+            pause: Duration::from_millis(100),
+            attempts: 0,
+        }
+    }
+
+    /// After a failed attempt: how long to wait before the next, or the final error.
+    fn after_failure(&mut self, source: tokio_postgres::Error) -> Result<Duration, ApplyError> {
+        self.attempts += 1;
+        let elapsed = self.started.elapsed();
+        if !is_transient(&source) || elapsed + self.pause > self.options.retry_for {
+            return Err(ApplyError::Connect {
+                target: self.options.target(),
+                attempts: self.attempts,
+                elapsed,
+                source,
+            });
+        }
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        Ok(pause)
+    }
+}
+
 fn retry<T>(
     options: &ConnectOptions,
     mut attempt: impl FnMut() -> Result<T, tokio_postgres::Error>,
-    sleep: impl Fn(Duration),
 ) -> Result<T, ApplyError> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
-    let mut attempts = 0;
+    let mut backoff = Backoff::new(options);
     loop {
-        attempts += 1;
         match attempt() {
             Ok(value) => return Ok(value),
-            Err(source) => {
-                let elapsed = started.elapsed();
-                if !is_transient(&source) || elapsed + pause > options.retry_for {
-                    return Err(ApplyError::Connect {
-                        target: options.target(),
-                        attempts,
-                        elapsed,
-                        source,
-                    });
-                }
-                sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
+            Err(source) => std::thread::sleep(backoff.after_failure(source)?),
         }
     }
 }
@@ -199,25 +218,18 @@ fn retry<T>(
 pub fn connect(options: &ConnectOptions) -> Result<postgres::Client, ApplyError> {
     let config = postgres::Config::from(options.config());
     if options.sslmode == SslMode::Disable {
-        return retry(
-            options,
-            || config.connect(postgres::NoTls),
-            std::thread::sleep,
-        );
+        return retry(options, || config.connect(postgres::NoTls));
     }
     let tls = options.tls()?;
-    retry(options, || config.connect(tls.clone()), std::thread::sleep)
+    retry(options, || config.connect(tls.clone()))
 }
 
 /// Connects (async), retrying while the server is unreachable; the connection
 /// task is spawned on the current tokio runtime.
 pub async fn connect_async(options: &ConnectOptions) -> Result<tokio_postgres::Client, ApplyError> {
     let config = options.config();
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
-    let mut attempts = 0;
+    let mut backoff = Backoff::new(options);
     loop {
-        attempts += 1;
         let result = if options.sslmode == SslMode::Disable {
             config
                 .connect(tokio_postgres::NoTls)
@@ -235,19 +247,7 @@ pub async fn connect_async(options: &ConnectOptions) -> Result<tokio_postgres::C
         };
         match result {
             Ok(client) => return Ok(client),
-            Err(source) => {
-                let elapsed = started.elapsed();
-                if !is_transient(&source) || elapsed + pause > options.retry_for {
-                    return Err(ApplyError::Connect {
-                        target: options.target(),
-                        attempts,
-                        elapsed,
-                        source,
-                    });
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
+            Err(source) => tokio::time::sleep(backoff.after_failure(source)?).await,
         }
     }
 }

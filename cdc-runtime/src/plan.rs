@@ -155,6 +155,35 @@ pub struct FileOutcome {
     pub duration: Duration,
 }
 
+impl FileOutcome {
+    /// A file this run did not need to apply.
+    pub fn skipped(file: &MigrationFile) -> FileOutcome {
+        FileOutcome {
+            path: file.path.to_string(),
+            category: file.category,
+            outcome: Outcome::Skipped,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// What a run does with a file in a given state.
+pub fn outcome_for(state: &FileState) -> Outcome {
+    match state {
+        FileState::Applied { .. } => Outcome::Skipped,
+        FileState::Pending => Outcome::New,
+        FileState::Modified { .. } => Outcome::Updated,
+    }
+}
+
+/// How many files a run will apply.
+pub fn pending_count(statuses: &[FileStatus]) -> usize {
+    statuses
+        .iter()
+        .filter(|s| outcome_for(&s.state) != Outcome::Skipped)
+        .count()
+}
+
 /// The result of a successful run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyReport {
