@@ -43,6 +43,7 @@ pub mod project;
 pub mod render;
 pub mod rows;
 pub mod types;
+pub mod yaml;
 
 pub use error::{Diagnostic, Error};
 pub use loader::{find_project_root, load_project, Filter};
