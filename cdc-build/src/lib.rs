@@ -35,6 +35,7 @@
 pub mod builder;
 pub mod columns;
 pub mod error;
+mod fast_table;
 pub mod ident;
 pub mod loader;
 pub mod model;

@@ -755,7 +755,10 @@ fn table_columns(
 fn parse_table_file(root: &Path, path: &Path) -> ParsedTable {
     let rel = path.strip_prefix(root).unwrap_or(path).to_path_buf();
     let text = read_text(path).map_err(|e| vec![Diagnostic::new(&rel, e.to_string())])?;
-    let table = parse_yaml::<RawTable>(&rel, &text).map_err(|d| vec![d])?;
+    let table = match crate::fast_table::parse_simple_table(&text) {
+        Some(table) => table,
+        None => parse_yaml::<RawTable>(&rel, &text).map_err(|d| vec![d])?,
+    };
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
