@@ -14,35 +14,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cdc_build::GeneratedSink;
-use cdc_core::checksum::split_migration;
-use cdc_runtime::{DatabaseEntry, FileCategory, MigrationFile, Migrations, Migrator};
+use cdc_runtime::{Migrations, Migrator};
 use criterion::{criterion_group, Criterion};
 
+/// What a binary embeds: the generated files, verified once (here by loading them from disk).
 fn migrations_of(sink: &GeneratedSink) -> Migrations {
-    let files = sink
-        .files
-        .iter()
-        .map(|f| MigrationFile {
-            path: f.path.clone().into(),
-            category: FileCategory::of_path(&f.path),
-            checksum: split_migration(&f.contents).expect("checksum").embedded,
-            contents: f.contents.clone().into(),
-        })
-        .collect();
-    let databases: Vec<DatabaseEntry> = Vec::new();
-    let migrations = Migrations::from_parts(sink.name.clone(), databases, files);
-    // What a binary embeds: verified once, at compile time.
     let dir = tempfile::tempdir().expect("tempdir");
-    write_sink(dir.path(), sink, &migrations);
-    Migrations::load_dir(dir.path()).expect("load")
-}
-
-fn write_sink(dir: &Path, sink: &GeneratedSink, _: &Migrations) {
     for (path, contents) in sink.all_files() {
-        let target = dir.join(path);
+        let target = dir.path().join(path);
         std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
         std::fs::write(target, contents).expect("write");
     }
+    Migrations::load_dir(dir.path()).expect("load")
 }
 
 fn generate(root: &Path, sink: &str) -> Migrations {

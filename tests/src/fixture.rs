@@ -143,3 +143,32 @@ pub fn describe_error(e: &postgres::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// The in-memory migrations of a generated sink, not yet verified (the
+/// migrator verifies them before applying).
+pub fn migrations_of(sink: &GeneratedSink) -> cdc_core::Migrations {
+    use cdc_core::{checksum::split_migration, DatabaseEntry, FileCategory, MigrationFile};
+    let files = sink
+        .files
+        .iter()
+        .map(|f| MigrationFile {
+            path: f.path.clone().into(),
+            category: FileCategory::of_path(&f.path),
+            checksum: split_migration(&f.contents)
+                .expect("checksum line")
+                .embedded,
+            contents: f.contents.clone().into(),
+        })
+        .collect();
+    let databases = sink
+        .manifest
+        .sink_target
+        .databases
+        .iter()
+        .map(|(env, db)| DatabaseEntry {
+            env: env.clone().into(),
+            database: db.clone().into(),
+        })
+        .collect();
+    cdc_core::Migrations::from_parts(sink.name.clone(), databases, files)
+}

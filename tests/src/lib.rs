@@ -30,6 +30,7 @@
 
 mod binaries;
 mod error;
+mod files;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 mod os_user;
@@ -37,5 +38,6 @@ mod server;
 mod shared;
 
 pub use error::HarnessError;
+pub use files::copy_dir;
 pub use server::PgServer;
 pub use shared::shared;

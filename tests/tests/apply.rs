@@ -4,40 +4,12 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use cdc_build::GeneratedSink;
 use cdc_core::checksum::{assemble, split_migration};
 use cdc_runtime::{
-    ApplyError, ConnectOptions, DatabaseEntry, FileCategory, MigrationFile, Migrations, Migrator,
-    Outcome, SslMode,
+    ApplyError, ConnectOptions, MigrationFile, Migrations, Migrator, Outcome, SslMode,
 };
-use tests::fixture::{self, DIRECTORY};
-
-/// The in-memory migrations of a generated sink.
-fn migrations_of(sink: &GeneratedSink) -> Migrations {
-    let files = sink
-        .files
-        .iter()
-        .map(|f| MigrationFile {
-            path: f.path.clone().into(),
-            category: FileCategory::of_path(&f.path),
-            checksum: split_migration(&f.contents)
-                .expect("checksum line")
-                .embedded,
-            contents: f.contents.clone().into(),
-        })
-        .collect();
-    let databases = sink
-        .manifest
-        .sink_target
-        .databases
-        .iter()
-        .map(|(env, db)| DatabaseEntry {
-            env: env.clone().into(),
-            database: db.clone().into(),
-        })
-        .collect();
-    Migrations::from_parts(sink.name.clone(), databases, files)
-}
+use tests::copy_dir;
+use tests::fixture::{self, migrations_of, DIRECTORY};
 
 /// A copy of the example sink with one file's body replaced (checksum recomputed).
 fn with_body(migrations: &Migrations, path: &str, edit: impl Fn(&str) -> String) -> Migrations {
@@ -215,19 +187,6 @@ fn a_regenerated_file_is_reapplied_and_its_history_row_updated_not_duplicated() 
         .expect("count")
         .get(0);
     assert_eq!(kept, 1, "existing rows survive");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let path = entry.expect("entry").path();
-        let target = to.join(path.file_name().expect("name"));
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).expect("copy");
-        }
-    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tests::copy_dir;
 
 fn tests_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -51,19 +52,6 @@ fn target_dir() -> PathBuf {
         + key.len();
     let end = start + json[start..].find('"').expect("a closed string");
     PathBuf::from(json[start..end].replace("\\\\", "\\"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("creating a directory");
-    for entry in std::fs::read_dir(from).expect("reading a fixture directory") {
-        let entry = entry.expect("a directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copying a fixture file");
-        }
-    }
 }
 
 fn toml_path(path: &Path) -> String {

@@ -62,21 +62,10 @@ fn target_dir() -> PathBuf {
     PathBuf::from(json[start..end].replace("\\\\", "\\"))
 }
 
+/// Replaces `to` with a copy of `from`.
 fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
-    for entry in
-        std::fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()))
-    {
-        let entry = entry.expect("a directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .unwrap_or_else(|e| panic!("copying {}: {e}", entry.path().display()));
-        }
-    }
+    tests::copy_dir(from, to);
 }
 
 /// Runs the Builder on `project` into `<target>/cdc-trybuild/<name>` and returns that directory.
