@@ -4,14 +4,8 @@
 //! file, then every staging file: schemas and `cdc_management` exist before any
 //! table, and a final table exists before the merge procedure that targets it.
 
+use crate::layout::{INFRASTRUCTURE_DIR, STAGING_SUFFIX};
 use crate::manifest::Manifest;
-
-/// Directory of infrastructure files inside a sink directory.
-pub const INFRASTRUCTURE_DIR: &str = "00-infrastructure";
-/// Directory of table files inside a sink directory.
-pub const TABLES_DIR: &str = "01-tables";
-/// Suffix of a staging file name.
-pub const STAGING_SUFFIX: &str = "-staging.sql";
 
 /// What a migration file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

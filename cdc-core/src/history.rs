@@ -8,8 +8,7 @@
 //! it adds the `sink` and `execution_ms` columns, fills `sink` of old rows with
 //! `legacy:<schema_name>` and adds the unique key on `(sink, file_name)`.
 
-/// Schema of the management objects.
-pub const MANAGEMENT_SCHEMA: &str = "cdc_management";
+pub use crate::layout::MANAGEMENT_SCHEMA;
 
 /// Idempotent DDL of `cdc_management.migration_history`.
 pub const HISTORY_DDL: &str = r#"CREATE SCHEMA IF NOT EXISTS "cdc_management";

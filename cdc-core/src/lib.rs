@@ -8,6 +8,8 @@
 //!   computed over a file's body only;
 //! - [`manifest`]: the `manifest.yaml` model, its renderer and a strict reader
 //!   for the exact subset the generator writes (no YAML library needed at runtime);
+//! - [`layout`]: every directory and file name, the OUT_DIR layout, the
+//!   management schema and the regenerate command;
 //! - [`category`]: file categories and the apply order;
 //! - [`history`]: the DDL of `cdc_management.migration_history`;
 //! - [`migrations`]: a sink's files as one value, loaded from a directory or
@@ -27,6 +29,7 @@
 pub mod category;
 pub mod checksum;
 pub mod history;
+pub mod layout;
 pub mod manifest;
 pub mod migrations;
 pub mod time;

@@ -207,7 +207,7 @@ impl Migrations {
 /// Reads and verifies the manifest and files of a sink directory; the
 /// compile-time macro uses this same function.
 pub fn read_dir_files(dir: &Path) -> Result<(Manifest, Vec<MigrationFile>), LoadError> {
-    let manifest_path = dir.join("manifest.yaml");
+    let manifest_path = dir.join(crate::layout::MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(|source| LoadError::Io {
         path: manifest_path.clone(),
         source,

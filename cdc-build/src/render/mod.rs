@@ -4,7 +4,7 @@ mod management;
 mod staging;
 mod table;
 
-use cdc_core::category::{INFRASTRUCTURE_DIR, STAGING_SUFFIX, TABLES_DIR};
+use cdc_core::layout::{INFRASTRUCTURE_DIR, STAGING_SUFFIX, TABLES_DIR};
 use cdc_core::checksum::{assemble, assemble_with};
 use cdc_core::history::MANAGEMENT_SCHEMA;
 use cdc_core::manifest::Manifest;
