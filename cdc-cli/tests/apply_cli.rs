@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cdc_core::checksum::{assemble, split_migration};
-use tests::copy_dir;
+use cdc_testkit::copy_dir;
 
 const SINK: &str = "sink_asma.directory";
 
@@ -47,7 +47,7 @@ fn project(db: &str) -> tempfile::TempDir {
 }
 
 fn cdc(project: &Path, args: &[&str]) -> Command {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let mut command = Command::new(env!("CARGO_BIN_EXE_cdc"));
     command
         .args(args)
@@ -77,7 +77,7 @@ fn rewrite_body(file: &Path, edit: impl Fn(&str) -> String) {
 
 #[test]
 fn apply_then_status_with_exit_codes_and_json() {
-    let db = tests::shared().create_database("cli_apply");
+    let db = cdc_testkit::shared().create_database("cli_apply");
     let project = project(&db);
     let dir = project.path();
 
@@ -218,7 +218,7 @@ fn apply_then_status_with_exit_codes_and_json() {
 
 #[test]
 fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
-    let db = tests::shared().create_database("cli_tampered");
+    let db = cdc_testkit::shared().create_database("cli_tampered");
     let project = project(&db);
     let file = project
         .path()
@@ -241,7 +241,7 @@ fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
         stderr.contains("01-tables/Actor.sql") && stderr.contains("checksum mismatch"),
         "{stderr}"
     );
-    let mut client = tests::shared().client(&db);
+    let mut client = cdc_testkit::shared().client(&db);
     let exists: bool = client
         .query_one("SELECT to_regnamespace('directory') IS NOT NULL", &[])
         .expect("q")
@@ -251,7 +251,7 @@ fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
 
 #[test]
 fn a_failing_file_exits_1_naming_file_sqlstate_and_line() {
-    let db = tests::shared().create_database("cli_failing");
+    let db = cdc_testkit::shared().create_database("cli_failing");
     let project = project(&db);
     let file = project
         .path()
@@ -293,7 +293,7 @@ fn a_failing_file_exits_1_naming_file_sqlstate_and_line() {
 
 #[test]
 fn a_migrator_killed_mid_run_leaves_no_half_applied_file_and_the_next_run_completes() {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let db = server.create_database("cli_killed");
     let project = project(&db);
     let sink_dir = project.path().join("migrations").join(SINK);

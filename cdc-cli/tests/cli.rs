@@ -1,9 +1,9 @@
 //! End-to-end tests of `cdc manage-migrations generate` on copies of the bundled example.
 
+use cdc_testkit::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
-use tests::copy_dir;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

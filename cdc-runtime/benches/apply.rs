@@ -60,7 +60,7 @@ fn synthetic(tables: usize) -> Option<(tempfile::TempDir, Migrations)> {
 }
 
 fn bench_apply(c: &mut Criterion) {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let example_root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("root")

@@ -13,7 +13,7 @@ pub enum Database {
     /// A PostgreSQL started for this run in a temporary directory, removed on exit.
     Local {
         /// The server (stopped when dropped).
-        server: tests::PgServer,
+        server: cdc_testkit::PgServer,
         /// The database created for this run.
         db: String,
     },
@@ -37,7 +37,7 @@ impl Database {
             let options = ConnectOptions::from_env(env, dbname).map_err(anyhow::Error::msg)?;
             return Ok(Database::Env(options));
         }
-        let server = tests::PgServer::start().context(
+        let server = cdc_testkit::PgServer::start().context(
             "no DATABASE_URL or PG_* variables set, and a throwaway local PostgreSQL could not be started",
         )?;
         let db = server.create_database(dbname);

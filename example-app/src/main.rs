@@ -5,7 +5,7 @@
 //! merge moves it into the final tables, and the result is printed.
 //!
 //! `cargo run -p example-app` needs no database: without `DATABASE_URL` or
-//! `PG_*` variables it starts a throwaway PostgreSQL (see `tests::PgServer`).
+//! `PG_*` variables it starts a throwaway PostgreSQL (see `cdc_testkit::PgServer`).
 
 mod batch;
 mod database;

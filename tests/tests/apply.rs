@@ -8,8 +8,10 @@ use cdc_core::checksum::{assemble, split_migration};
 use cdc_runtime::{
     ApplyError, ConnectOptions, MigrationFile, Migrations, Migrator, Outcome, SslMode,
 };
-use tests::copy_dir;
-use tests::fixture::{self, migrations_of, DIRECTORY};
+// The harness crate was renamed from `tests` to `cdc_testkit`; the alias keeps this file's body as it was.
+use cdc_testkit as tests;
+use cdc_testkit::copy_dir;
+use cdc_testkit::fixture::{self, migrations_of, DIRECTORY};
 
 /// A copy of the example sink with one file's body replaced (checksum recomputed).
 fn with_body(migrations: &Migrations, path: &str, edit: impl Fn(&str) -> String) -> Migrations {

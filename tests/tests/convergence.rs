@@ -4,9 +4,9 @@
 //! new NOT NULL column without default over existing rows) is refused with SQLSTATE 55000, a
 //! message naming the column and the manual step, and no change at all.
 
+use cdc_testkit::fixture::{self, describe_error, DIRECTORY};
 use postgres::error::SqlState;
 use postgres::Client;
-use tests::fixture::{self, describe_error, DIRECTORY};
 
 /// The CDC metadata columns as the YAML shapes them.
 const META: &str = r#""__cdc_operation" text,
@@ -55,7 +55,7 @@ INSERT INTO directory."Actor" ("actno", "Navn") VALUES (1, 'one'), (2, 'two');"#
 
 /// A database with the directory sink's schemas and `cdc_management` applied, no tables.
 fn infrastructure_only(prefix: &str) -> Client {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let db = server.create_database(prefix);
     let mut client = server.client(&db);
     let sink = fixture::sink(DIRECTORY);
@@ -335,7 +335,7 @@ fn narrowing_a_column_is_refused_and_changes_nothing() {
         .query_one("SELECT current_database()", &[])
         .unwrap()
         .get(0);
-    let out = tests::shared().psql(
+    let out = cdc_testkit::shared().psql(
         &db,
         &["-1", "-v", "ON_ERROR_STOP=1", "-f", file.to_str().unwrap()],
     );

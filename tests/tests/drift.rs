@@ -8,9 +8,9 @@
 //! workspace's lock file; its target directory, `<target>/drift-probe`, is kept
 //! between runs so only the probe itself is rebuilt.
 
+use cdc_testkit::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use tests::copy_dir;
 
 fn tests_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

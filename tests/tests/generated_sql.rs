@@ -2,8 +2,8 @@
 //! exactly the shape the YAML describes (DESIGN.md §4, §5, §7), and applying everything a second
 //! time succeeds and changes nothing.
 
+use cdc_testkit::fixture::{self, BILLING, DIRECTORY};
 use postgres::Client;
-use tests::fixture::{self, BILLING, DIRECTORY};
 
 /// `(column, format_type, NOT NULL)`.
 type Col = (&'static str, &'static str, bool);
@@ -310,7 +310,7 @@ fn catalog_snapshot(client: &mut Client) -> Vec<String> {
 
 #[test]
 fn every_generated_file_applies_in_order_and_builds_the_exact_catalog() {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let db = server.create_database("generated_sql");
     let mut client = server.client(&db);
 
@@ -583,7 +583,7 @@ fn every_generated_file_applies_in_order_and_builds_the_exact_catalog() {
 
 #[test]
 fn applying_everything_a_second_time_succeeds_and_changes_nothing() {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let db = server.create_database("generated_sql_twice");
     let mut client = server.client(&db);
 

@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use tests::{shared, PgServer};
+use cdc_testkit::{shared, PgServer};
 
 #[test]
 fn shared_server_serves_separate_fresh_databases() {

@@ -10,8 +10,8 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
+use cdc_testkit::fixture::{self, describe_error};
 use postgres::{Client, GenericClient};
-use tests::fixture::{self, describe_error};
 
 /// One change event as the sink connector writes it into a staging table.
 #[derive(Debug, Clone)]
@@ -276,7 +276,7 @@ fn errors(client: &mut impl GenericClient) -> Vec<String> {
 }
 
 fn database(prefix: &str) -> (String, Client) {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let db = server.create_database(prefix);
     let mut client = server.client(&db);
     fixture::apply_example(&mut client);
@@ -721,7 +721,7 @@ fn more_rows_than_one_batch_end_in_the_latest_state() {
     assert!(superseded > 0 && stale > 0, "{last:?}");
 
     // The same events merged in one batch give the same final state.
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let other = server.create_database("merge_one_batch");
     let mut c2 = server.client(&other);
     fixture::apply_example(&mut c2);
@@ -992,7 +992,7 @@ fn within<T: Send + 'static>(
 
 #[test]
 fn rows_staged_while_a_merge_runs_are_merged_by_the_next_one() {
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let (db, mut merger) = database("merge_during");
     let mut sink = server.client(&db);
 
@@ -1070,7 +1070,7 @@ fn concurrent_trigger_pending_merges_merge_every_row_exactly_once() {
     const MERGERS: usize = 4;
     const ACTORS: i32 = 3_000;
     const ORDERS: i32 = 2_000;
-    let server = tests::shared();
+    let server = cdc_testkit::shared();
     let (db, mut c) = database("merge_concurrent");
 
     // Two versions of every Actor key (the second wins), one of every order line.

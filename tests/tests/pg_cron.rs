@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tests::fixture::{self, DIRECTORY};
+use cdc_testkit::fixture::{self, DIRECTORY};
 
 fn pg_cron_installed() -> bool {
     let libdir = Command::new("pg_config")
@@ -26,7 +26,7 @@ fn the_orchestrator_is_scheduled_once_by_job_name() {
         );
         return;
     }
-    let server = tests::PgServer::start_with(&[
+    let server = cdc_testkit::PgServer::start_with(&[
         ("shared_preload_libraries", "pg_cron"),
         ("cron.database_name", "cron_db"),
     ])

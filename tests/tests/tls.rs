@@ -7,6 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdc_runtime::{ApplyError, ConnectOptions, SslMode};
+// The harness crate was renamed from `tests` to `cdc_testkit`; the alias keeps this file's body as it was.
+use cdc_testkit as tests;
 
 fn make_certificate(dir: &std::path::Path) -> bool {
     let ok = Command::new("openssl")

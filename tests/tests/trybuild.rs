@@ -65,7 +65,7 @@ fn target_dir() -> PathBuf {
 /// Replaces `to` with a copy of `from`.
 fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
-    tests::copy_dir(from, to);
+    cdc_testkit::copy_dir(from, to);
 }
 
 /// Runs the Builder on `project` into `<target>/cdc-trybuild/<name>` and returns that directory.
@@ -93,7 +93,11 @@ fn run_with_out_dir(out_dir: &Path, cases: impl FnOnce(&trybuild::TestCases)) {
 #[test]
 fn compile_time_behaviour() {
     let target = target_dir();
-    let trybuild_crate = target.join("tests").join("trybuild").join("tests");
+    // trybuild names its crate directory after the package under test.
+    let trybuild_crate = target
+        .join("tests")
+        .join("trybuild")
+        .join(env!("CARGO_PKG_NAME"));
     copy_dir(
         &tests_dir().join("ui-fixtures"),
         &trybuild_crate.join("ui-fixtures"),

@@ -18,7 +18,7 @@
 //! Most tests want [`shared()`], one server per test binary, and a fresh database each:
 //!
 //! ```no_run
-//! let server = tests::shared();
+//! let server = cdc_testkit::shared();
 //! let db = server.create_database("orders");
 //! let mut client = server.client(&db);
 //! let one: i32 = client.query_one("SELECT 1", &[]).unwrap().get(0);

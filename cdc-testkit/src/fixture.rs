@@ -3,9 +3,9 @@
 //! order (infrastructure, table files, staging files), each file in its own transaction.
 //!
 //! ```no_run
-//! use tests::fixture::{self, DIRECTORY};
+//! use cdc_testkit::fixture::{self, DIRECTORY};
 //!
-//! let server = tests::shared();
+//! let server = cdc_testkit::shared();
 //! let db = server.create_database("example");
 //! let mut client = server.client(&db);
 //! fixture::apply_sink(&mut client, fixture::sink(DIRECTORY));
@@ -28,7 +28,7 @@ pub const GENERATED_AT: &str = "2026-01-01 00:00:00 UTC";
 pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the tests crate lives inside the workspace")
+        .expect("cdc-testkit lives inside the workspace")
 }
 
 /// Every sink of the example project, generated once per test binary.
