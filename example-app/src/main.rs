@@ -4,8 +4,10 @@
 //! into the staging tables with the generated row structs (binary COPY), the
 //! merge moves it into the final tables, and the result is printed.
 //!
-//! `cargo run -p example-app` needs no database: without `DATABASE_URL` or
-//! `PG_*` variables it starts a throwaway PostgreSQL (see `cdc_testkit::PgServer`).
+//! It connects to `DATABASE_URL`, or else to the `PG_*` variables. To try it
+//! without a database, `cargo run -p example-app --features throwaway-postgres`
+//! starts a throwaway PostgreSQL for the run (`cdc_testkit::PgServer`); without
+//! that feature the binary has no test harness in it.
 
 mod batch;
 mod database;
