@@ -281,8 +281,8 @@ fn emit(
     })
 }
 
-/// An absolute path as a string literal for `include_str!`.
-fn absolute_str(path: &Path) -> Result<Literal, String> {
+/// An absolute path as a string literal for `include_str!` and `include!`.
+pub(crate) fn absolute_str(path: &Path) -> Result<Literal, String> {
     let absolute: Cow<'_, Path> = if path.is_absolute() {
         Cow::Borrowed(path)
     } else {
@@ -294,7 +294,7 @@ fn absolute_str(path: &Path) -> Result<Literal, String> {
     match absolute.to_str() {
         Some(text) => Ok(Literal::string(text)),
         None => Err(format!(
-            "`{}` is not valid UTF-8, which include_str! needs",
+            "`{}` is not valid UTF-8, which include_str! and include! need",
             absolute.display()
         )),
     }
