@@ -34,8 +34,10 @@ mod files;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 mod os_user;
+mod postmaster;
 mod server;
 mod shared;
+mod startup;
 
 pub use error::HarnessError;
 pub use files::copy_dir;
