@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use cdc_core::checksum::assemble;
+use cdc_core::layout::OUT_DIR_MIGRATIONS;
 use cdc_core::manifest::{Manifest, SinkTarget};
 use criterion::{criterion_group, Criterion};
 use proc_macro2::Span;
@@ -72,7 +73,7 @@ fn write_sink(dir: &Path) -> (usize, u64) {
 fn bench(c: &mut Criterion) {
     let root = std::env::temp_dir().join(format!("cdc-macros-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let sink_dir = root.join(expand::OUT_DIR_MIGRATIONS).join("bench_sink");
+    let sink_dir = root.join(OUT_DIR_MIGRATIONS).join("bench_sink");
     let (files, bytes) = write_sink(&sink_dir);
     let env = expand::Env {
         out_dir: Some(root.clone()),

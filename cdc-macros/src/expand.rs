@@ -8,22 +8,13 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use cdc_core::checksum::ChecksumError;
+use cdc_core::layout::{MANIFEST_FILE, OUT_DIR_MIGRATIONS, REGENERATE_COMMAND};
 use cdc_core::migrations::{category_ident, read_dir_files, LoadError};
 use cdc_core::{Manifest, MigrationFile};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::LitStr;
-
-/// Where `cdc_build::builder::Builder` writes the sinks inside `OUT_DIR`; the
-/// builder's `OUT_DIR_MIGRATIONS` must name the same directory.
-pub const OUT_DIR_MIGRATIONS: &str = "cdc/migrations";
-
-/// The name of a sink's manifest.
-const MANIFEST_FILE: &str = "manifest.yaml";
-
-/// The command that regenerates committed migrations, quoted in errors.
-const REGENERATE: &str = "cdc manage-migrations generate";
 
 /// What the macro was asked to embed.
 #[derive(Debug, Clone)]
@@ -212,7 +203,7 @@ fn describe(error: &LoadError, sink: &SinkDir) -> String {
             if source.kind() == std::io::ErrorKind::NotFound && path.ends_with(MANIFEST_FILE) =>
         {
             format!(
-                "missing manifest: `{}` not found; regenerate the sink with `{REGENERATE}`",
+                "missing manifest: `{}` not found; regenerate the sink with `{REGENERATE_COMMAND}`",
                 sink.show(path)
             )
         }
@@ -221,18 +212,18 @@ fn describe(error: &LoadError, sink: &SinkDir) -> String {
             format!("malformed manifest `{}`: {source}", sink.show(path))
         }
         LoadError::MissingFile { path } => format!(
-            "missing file: `{}` is listed in {MANIFEST_FILE} but does not exist; regenerate the sink with `{REGENERATE}`",
+            "missing file: `{}` is listed in {MANIFEST_FILE} but does not exist; regenerate the sink with `{REGENERATE_COMMAND}`",
             sink.show(path)
         ),
         LoadError::Checksum {
             path,
             source: ChecksumError::Mismatch { embedded, actual },
         } => format!(
-            "tampered file: `{}` was edited after generation: its checksum line says {embedded} but its body hashes to {actual}; change the YAML and regenerate with `{REGENERATE}` instead",
+            "tampered file: `{}` was edited after generation: its checksum line says {embedded} but its body hashes to {actual}; change the YAML and regenerate with `{REGENERATE_COMMAND}` instead",
             sink.show(path)
         ),
         LoadError::Checksum { path, source } => format!(
-            "bad checksum in `{}`: {source}; regenerate the sink with `{REGENERATE}`",
+            "bad checksum in `{}`: {source}; regenerate the sink with `{REGENERATE_COMMAND}`",
             sink.show(path)
         ),
         other => other.to_string(),
@@ -290,8 +281,8 @@ fn emit(
     })
 }
 
-/// An absolute path as a string literal for `include_str!`.
-fn absolute_str(path: &Path) -> Result<Literal, String> {
+/// An absolute path as a string literal for `include_str!` and `include!`.
+pub(crate) fn absolute_str(path: &Path) -> Result<Literal, String> {
     let absolute: Cow<'_, Path> = if path.is_absolute() {
         Cow::Borrowed(path)
     } else {
@@ -303,7 +294,7 @@ fn absolute_str(path: &Path) -> Result<Literal, String> {
     match absolute.to_str() {
         Some(text) => Ok(Literal::string(text)),
         None => Err(format!(
-            "`{}` is not valid UTF-8, which include_str! needs",
+            "`{}` is not valid UTF-8, which include_str! and include! need",
             absolute.display()
         )),
     }

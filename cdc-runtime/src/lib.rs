@@ -40,7 +40,7 @@ pub mod sql;
 
 pub use apply::{MigrateOptions, Migrator};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
-pub use cdc_macros::include_migrations;
+pub use cdc_macros::{include_migrations, include_rows};
 pub use connect::{connect, connect_async, ConnectOptions, SslMode};
 pub use error::ApplyError;
 pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};

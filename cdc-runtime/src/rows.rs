@@ -6,7 +6,7 @@
 //!
 //! ```ignore
 //! mod rows {
-//!     include!(concat!(env!("OUT_DIR"), "/cdc/rows.rs"));
+//!     cdc_runtime::include_rows!();
 //! }
 //! ```
 //!

@@ -27,15 +27,23 @@
 //!
 //! A test that needs a server of its own (for example to stop it) uses [`PgServer::start`]; the
 //! server is stopped and its directory removed when the [`PgServer`] is dropped.
+//!
+//! With the default feature `fixture`, [`fixture`] generates the bundled example in memory and
+//! applies it, and [`merge`] stages change events into its staging tables (bound parameters),
+//! runs its merges and reads back what they left.
 
 mod binaries;
 mod error;
 mod files;
 #[cfg(feature = "fixture")]
 pub mod fixture;
+#[cfg(feature = "fixture")]
+pub mod merge;
 mod os_user;
+mod postmaster;
 mod server;
 mod shared;
+mod startup;
 
 pub use error::HarnessError;
 pub use files::copy_dir;

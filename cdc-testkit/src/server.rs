@@ -1,10 +1,8 @@
-//! One throwaway PostgreSQL server: `initdb`, start, connect, stop.
+//! One throwaway PostgreSQL server: start it, connect to it, create databases, stop it.
 
-use std::ffi::OsString;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -13,66 +11,24 @@ use tempfile::TempDir;
 
 use crate::binaries::find_bindir;
 use crate::os_user::RunAs;
+use crate::postmaster::Postmaster;
+use crate::startup::{free_port, initdb, log_tail, wait_until_ready, StartFailure};
 use crate::HarnessError;
 
 /// The address the server listens on.
-const HOST: &str = "127.0.0.1";
+pub(crate) const HOST: &str = "127.0.0.1";
 
 /// The superuser role created by `initdb`.
-const SUPERUSER: &str = "postgres";
-
-/// How long the server may take to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long a stopping server may take before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const SUPERUSER: &str = "postgres";
 
 /// How long to wait for the guard to remove the directory of a stopped server.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often to poll while waiting.
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// How many free ports to try before giving up.
 const PORT_ATTEMPTS: u32 = 5;
-
-/// How many server-log lines to quote in errors.
-const LOG_TAIL_LINES: usize = 40;
-
-/// Server settings: durability off for speed, room for many parallel tests.
-const SETTINGS: &[(&str, &str)] = &[
-    ("fsync", "off"),
-    ("synchronous_commit", "off"),
-    ("full_page_writes", "off"),
-    ("max_connections", "200"),
-    ("shared_buffers", "64MB"),
-];
-
-/// The guard the postmaster runs under, as `sh -c GUARD_SCRIPT guard DIR POSTGRES ARGS...`.
-///
-/// It starts `POSTGRES ARGS...` in the background and exits with its status. Its standard input
-/// is a pipe whose only writer is the test process: a watcher blocks reading it, so the read sees
-/// end-of-file as soon as the test process closes it or exits (normally, by a panic, by a signal,
-/// even by SIGKILL). The watcher then shuts the postmaster down (SIGQUIT: immediate shutdown),
-/// waits until it is gone and removes DIR. A watcher whose postmaster is already dead does
-/// nothing, so a failed start attempt leaves DIR alone. (A non-interactive shell gives background
-/// jobs /dev/null as standard input, hence the copy on descriptor 3.)
-const GUARD_SCRIPT: &str = r#"dir=$1
-shift
-exec 3<&0
-"$@" </dev/null 3<&- &
-pid=$!
-(
-  cat <&3 >/dev/null
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -QUIT "$pid" 2>/dev/null
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-    rm -rf -- "$dir"
-  fi
-) &
-exec 3<&-
-wait "$pid"
-"#;
 
 /// Numbers databases made by [`PgServer::create_database`].
 static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -285,251 +241,6 @@ impl Drop for PgServer {
     }
 }
 
-/// A postmaster running under the [`GUARD_SCRIPT`].
-#[derive(Debug)]
-struct Postmaster {
-    /// The guard process (`sh`, or `runuser`/`su` running it).
-    guard: Child,
-    /// The write end of the guard's standard input; closing it stops the server.
-    lifeline: Option<ChildStdin>,
-    /// The data directory, whose `postmaster.pid` names the postmaster if it must be killed.
-    data_dir: PathBuf,
-}
-
-impl Postmaster {
-    /// Starts the postmaster on `port`, logging to `log`.
-    fn spawn(
-        run_as: &RunAs,
-        bindir: &Path,
-        dir: &Path,
-        data_dir: &Path,
-        port: u16,
-        log: File,
-        extra_settings: &[(&str, &str)],
-    ) -> Result<Self, HarnessError> {
-        let mut args: Vec<OsString> = vec![
-            "-c".into(),
-            GUARD_SCRIPT.into(),
-            "pg-harness-guard".into(),
-            dir.into(),
-            bindir.join("postgres").into(),
-            "-D".into(),
-            data_dir.into(),
-            "-p".into(),
-            port.to_string().into(),
-            "-h".into(),
-            HOST.into(),
-            "-k".into(),
-            dir.into(),
-        ];
-        for (name, value) in SETTINGS.iter().chain(extra_settings) {
-            args.push("-c".into());
-            args.push(format!("{name}={value}").into());
-        }
-        let log_err = log
-            .try_clone()
-            .map_err(|e| HarnessError::io("duplicating the server log handle", e))?;
-        let mut guard = run_as
-            .command(Path::new("/bin/sh"), &args)
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| HarnessError::io("starting the PostgreSQL server", e))?;
-        let lifeline = guard.stdin.take();
-        Ok(Self {
-            guard,
-            lifeline,
-            data_dir: data_dir.to_owned(),
-        })
-    }
-
-    /// How the guard exited, if it has (it exits when the postmaster does).
-    fn try_wait(&mut self) -> Result<Option<ExitStatus>, HarnessError> {
-        self.guard
-            .try_wait()
-            .map_err(|e| HarnessError::io("checking on the PostgreSQL server", e))
-    }
-
-    /// Shuts the server down and waits for it; returns whether it was still running.
-    ///
-    /// Closing the lifeline makes the guard stop the postmaster; if that takes longer than
-    /// [`STOP_TIMEOUT`], the postmaster and the guard are killed.
-    fn stop(&mut self) -> bool {
-        let was_running = matches!(self.guard.try_wait(), Ok(None));
-        drop(self.lifeline.take());
-        if !was_running {
-            return false;
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while matches!(self.guard.try_wait(), Ok(None)) {
-            if Instant::now() >= deadline {
-                if let Some(pid) = postmaster_pid(&self.data_dir) {
-                    // Best effort: the postmaster is ours (or the `postgres` user's, and we are
-                    // root), and `std` cannot signal arbitrary pids.
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status();
-                }
-                let _ = self.guard.kill();
-                let _ = self.guard.wait();
-                break;
-            }
-            sleep(POLL);
-        }
-        true
-    }
-}
-
-impl Drop for Postmaster {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Why one start attempt failed.
-enum StartFailure {
-    /// Another process took the port: try another.
-    PortTaken,
-    /// Anything else.
-    Fatal(HarnessError),
-}
-
-/// Runs `initdb` for `data_dir` (inside `dir`, which the server's user owns).
-fn initdb(run_as: &RunAs, bindir: &Path, dir: &Path, data_dir: &Path) -> Result<(), HarnessError> {
-    let args: Vec<OsString> = vec![
-        "-D".into(),
-        data_dir.into(),
-        "-A".into(),
-        "trust".into(),
-        "-U".into(),
-        SUPERUSER.into(),
-        "-E".into(),
-        "UTF8".into(),
-        "--locale=C".into(),
-        "--no-sync".into(),
-    ];
-    let out = run_as
-        .command(&bindir.join("initdb"), &args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| HarnessError::io(format!("running {}/initdb", bindir.display()), e))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(HarnessError::Initdb {
-        status: out.status.to_string(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    })
-}
-
-/// Waits until the server accepts connections, fails, or times out.
-fn wait_until_ready(
-    postmaster: &mut Postmaster,
-    port: u16,
-    data_dir: &Path,
-    log_path: &Path,
-) -> Result<(), StartFailure> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Some(status) = postmaster.try_wait().map_err(StartFailure::Fatal)? {
-            let tail = log_tail(log_path);
-            if is_bind_failure(&tail) {
-                return Err(StartFailure::PortTaken);
-            }
-            return Err(StartFailure::Fatal(HarnessError::ServerExited {
-                status: status.to_string(),
-                log_tail: tail,
-            }));
-        }
-        let last_error = match probe(port, data_dir) {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            return Err(StartFailure::Fatal(HarnessError::StartTimeout {
-                port,
-                waited_secs: START_TIMEOUT.as_secs(),
-                last_error,
-                log_tail: log_tail(log_path),
-            }));
-        }
-        sleep(POLL);
-    }
-}
-
-/// Connects to `port` and checks that the server there serves `data_dir` (and not another
-/// process that grabbed the port first).
-fn probe(port: u16, data_dir: &Path) -> Result<(), String> {
-    let mut client = postgres::Config::new()
-        .host(HOST)
-        .port(port)
-        .user(SUPERUSER)
-        .dbname("postgres")
-        .connect_timeout(Duration::from_secs(2))
-        .connect(postgres::NoTls)
-        .map_err(|e| e.to_string())?;
-    let served: String = client
-        .query_one("SELECT current_setting('data_directory')", &[])
-        .map_err(|e| e.to_string())?
-        .get(0);
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
-    if same(Path::new(&served), data_dir) {
-        Ok(())
-    } else {
-        Err(format!(
-            "port {port} is served by another cluster ({served})"
-        ))
-    }
-}
-
-/// Whether a server log says the TCP port was taken.
-fn is_bind_failure(log: &str) -> bool {
-    log.contains("could not bind") || log.contains("could not create any TCP/IP sockets")
-}
-
-/// Picks a TCP port on [`HOST`] that is free right now.
-fn free_port() -> Result<u16, HarnessError> {
-    TcpListener::bind((HOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::io("finding a free TCP port", e))
-}
-
-/// The last [`LOG_TAIL_LINES`] lines of the server log.
-fn log_tail(path: &Path) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
-        }
-        Err(e) => format!("(could not read {}: {e})", path.display()),
-    }
-}
-
-/// The postmaster's pid from the first line of `postmaster.pid`.
-fn postmaster_pid(data_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(data_dir.join("postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// A database name made of a sanitised `prefix`, `counter` and `pid`, at most 63 bytes.
 fn unique_database_name(prefix: &str, counter: u64, pid: u32) -> String {
     const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -581,15 +292,5 @@ mod unit {
     #[test]
     fn conninfo_values_are_quoted() {
         assert_eq!(quote_conninfo_value(r"a'b\c"), r"'a\'b\\c'");
-    }
-
-    #[test]
-    fn bind_failures_are_recognised() {
-        assert!(is_bind_failure(
-            "LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use"
-        ));
-        assert!(!is_bind_failure(
-            "LOG:  database system is ready to accept connections"
-        ));
     }
 }

@@ -2,7 +2,7 @@
 // tests/ui/rows/column_type_changed.rs compiles this same file after the YAML
 // changed the column to `bigint`, and fails.
 mod rows {
-    include!(concat!(env!("OUT_DIR"), "/cdc/rows.rs"));
+    cdc_runtime::include_rows!();
 }
 
 use rows::shop::Customer;

@@ -1,7 +1,7 @@
 // The row structs of the bundled example, compiled with the cdc-runtime features
 // chrono, uuid, decimal and json: names, types, constants and the traits.
 mod rows {
-    include!(concat!(env!("OUT_DIR"), "/cdc/rows.rs"));
+    cdc_runtime::include_rows!();
 }
 
 use cdc_runtime::rows::{StagingRow, TableRow};

@@ -2,7 +2,7 @@
 // code written for the new type compiles (ui/rows/column_type_changed.rs shows
 // that the old code does not).
 mod rows {
-    include!(concat!(env!("OUT_DIR"), "/cdc/rows.rs"));
+    cdc_runtime::include_rows!();
 }
 
 fn main() {

@@ -6,18 +6,21 @@
 //! directory under `<target>/cdc-trybuild/` and hands it to the cases as
 //! `OUT_DIR`, and it copies `tests/ui-fixtures/` and the committed `migrations/`
 //! into the trybuild crate, against whose `CARGO_MANIFEST_DIR` the cases'
-//! `path = "..."` arguments resolve. Three runs:
+//! `path = "..."` arguments resolve. Four runs:
 //!
-//! 1. `OUT_DIR` = the bundled example: `pass/embed_*.rs`, `pass/rows_example.rs`
-//!    and every `ui/include_migrations/*.rs`;
+//! 1. `OUT_DIR` = the bundled example: `pass/embed_*.rs`, `pass/rows_example.rs`,
+//!    every `ui/include_migrations/*.rs` and `ui/include_rows/with_arguments.rs`;
 //! 2. `OUT_DIR` = `ui-fixtures/projects/original` (Customer.Age `int`):
 //!    `pass/rows_column_types.rs` compiles and runs;
 //! 3. `OUT_DIR` = `ui-fixtures/projects/retyped` (Age `bigint`, nothing else
 //!    changed): the same code, `ui/rows/column_type_changed.rs`, fails to
-//!    compile, while `pass/rows_retyped.rs`, written for `i64`, compiles.
+//!    compile, while `pass/rows_retyped.rs`, written for `i64`, compiles;
+//! 4. `OUT_DIR` = `ui-fixtures/projects/original` generated without row structs
+//!    (`Builder::rows(false)`): `pass/embed_without_rows.rs` embeds the migrations,
+//!    `ui/include_rows/rows_not_generated.rs` fails with what to do.
 //!
 //! Every run has a `pass` case, so trybuild builds (rather than checks) in all
-//! three and they share one set of compiled dependencies.
+//! four and they share one set of compiled dependencies.
 //!
 //! `TRYBUILD=overwrite` refreshes the `.stderr` files.
 
@@ -70,8 +73,13 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs the Builder on `project` into `<target>/cdc-trybuild/<name>` and returns that directory.
 fn generate(target: &Path, name: &str, project: &Path) -> PathBuf {
+    generate_with(target, name, project, Builder::new())
+}
+
+/// [`generate`] with a Builder configured by the caller.
+fn generate_with(target: &Path, name: &str, project: &Path, builder: Builder) -> PathBuf {
     let out_dir = target.join("cdc-trybuild").join(name);
-    Builder::new()
+    builder
         .project_dir(project)
         .out_dir(&out_dir)
         .quiet(true)
@@ -111,16 +119,27 @@ fn compile_time_behaviour() {
     let fixtures = tests_dir().join("ui-fixtures").join("projects");
     let original = generate(&target, "original", &fixtures.join("original"));
     let retyped = generate(&target, "retyped", &fixtures.join("retyped"));
+    let without_rows = generate_with(
+        &target,
+        "without_rows",
+        &fixtures.join("original"),
+        Builder::new().rows(false),
+    );
 
     run_with_out_dir(&example, |t| {
         t.pass("pass/embed_from_out_dir.rs");
         t.pass("pass/embed_committed_path.rs");
         t.pass("pass/rows_example.rs");
         t.compile_fail("ui/include_migrations/*.rs");
+        t.compile_fail("ui/include_rows/with_arguments.rs");
     });
     run_with_out_dir(&original, |t| t.pass("pass/rows_column_types.rs"));
     run_with_out_dir(&retyped, |t| {
         t.pass("pass/rows_retyped.rs");
         t.compile_fail("ui/rows/column_type_changed.rs");
+    });
+    run_with_out_dir(&without_rows, |t| {
+        t.pass("pass/embed_without_rows.rs");
+        t.compile_fail("ui/include_rows/rows_not_generated.rs");
     });
 }
