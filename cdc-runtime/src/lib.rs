@@ -32,16 +32,18 @@
 mod apply;
 mod apply_async;
 pub mod connect;
+mod engine;
 mod error;
 pub mod merge;
+mod migrator;
 pub mod plan;
 pub mod rows;
 pub mod sql;
 
-pub use apply::{MigrateOptions, Migrator};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
 pub use cdc_macros::include_migrations;
 pub use connect::{connect, connect_async, ConnectOptions, SslMode};
-pub use error::ApplyError;
+pub use error::{ApplyError, FailureReport};
+pub use migrator::{MigrateOptions, Migrator};
 pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};
 pub use {postgres, tokio_postgres};
