@@ -36,7 +36,7 @@ impl Migrator<'_> {
 struct Blocking<'c>(&'c mut postgres::Client);
 
 impl Blocking<'_> {
-    fn send(&mut self, command: &Command<'_>) -> Reply {
+    fn send(&mut self, command: &Command) -> Reply {
         match command {
             Command::Simple(sql) => self.0.simple_query(sql).map(simple_rows),
             Command::Bound { sql, params } => self
@@ -48,7 +48,7 @@ impl Blocking<'_> {
 }
 
 impl Connection for Blocking<'_> {
-    async fn execute(&mut self, command: &Command<'_>) -> Reply {
+    async fn execute(&mut self, command: &Command) -> Reply {
         self.send(command)
     }
 

@@ -47,7 +47,7 @@ impl Migrator<'_> {
 struct Async<'c>(&'c tokio_postgres::Client);
 
 impl Connection for Async<'_> {
-    async fn execute(&mut self, command: &Command<'_>) -> Reply {
+    async fn execute(&mut self, command: &Command) -> Reply {
         match command {
             Command::Simple(sql) => self.0.simple_query(sql).await.map(simple_rows),
             Command::Bound { sql, params } => {

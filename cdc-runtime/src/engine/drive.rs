@@ -11,7 +11,7 @@ use crate::error::ApplyError;
 /// protocol's.
 pub(crate) trait Connection {
     /// Sends one command and returns the server's answer.
-    fn execute(&mut self, command: &Command<'_>) -> impl Future<Output = Reply>;
+    fn execute(&mut self, command: &Command) -> impl Future<Output = Reply>;
 
     /// Waits before the next try of a refused lock.
     fn pause(&mut self, pause: Duration) -> impl Future<Output = ()>;
@@ -27,7 +27,7 @@ pub(crate) trait Connection {
 /// The guard that releases the session's transaction and lock when the run
 /// is cut short is this function's: a run that ends normally has released
 /// both itself, so the guard has nothing left to do.
-pub(crate) async fn drive<'r, C: Connection, P: Protocol<'r>>(
+pub(crate) async fn drive<C: Connection, P: Protocol>(
     connection: C,
     mut protocol: P,
 ) -> Result<P::Output, ApplyError> {

@@ -85,13 +85,15 @@ impl<'r> FileApply<'r> {
     }
 }
 
-impl<'r> Protocol<'r> for FileApply<'r> {
+impl Protocol for FileApply<'_> {
     type Output = FileOutcome;
 
-    fn poll(&mut self, now: Instant) -> Action<'r> {
+    fn poll(&mut self, now: Instant) -> Action {
         Action::Run(match self.step {
             FileStep::Begin => Command::Simple(Cow::Owned(self.begin.clone())),
-            FileStep::Statement(i) => Command::Simple(Cow::Borrowed(self.statements[i].text)),
+            FileStep::Statement(i) => {
+                Command::Simple(Cow::Owned(self.statements[i].text.to_string()))
+            }
             FileStep::Record => {
                 let execution = now.saturating_duration_since(self.started);
                 let millis = i64::try_from(execution.as_millis()).unwrap_or(i64::MAX);

@@ -59,7 +59,7 @@ static DIGEST_PER_SINK: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The fast-path batch: a bounded read-only transaction around [`DIGEST_PER_SINK`].
-pub(crate) fn digest_check(settings: &str) -> Command<'static> {
+pub(crate) fn digest_check(settings: &str) -> Command {
     Command::Simple(Cow::Owned(format!(
         "BEGIN READ ONLY; {settings}; {}; {COMMIT}",
         *DIGEST_PER_SINK
@@ -101,18 +101,14 @@ pub(crate) fn digest_matches(rows: &Rows, sink: &str, expected: &(String, String
 }
 
 /// The statement that records a file as applied, with its history row's values bound.
-pub(crate) fn record_applied<'r>(
-    sink: &'r str,
-    file: &'r MigrationFile,
-    execution_ms: i64,
-) -> Command<'r> {
+pub(crate) fn record_applied(sink: &str, file: &MigrationFile, execution_ms: i64) -> Command {
     Command::Bound {
         sql: RECORD_APPLIED.as_str(),
         params: vec![
-            Param::Text(Cow::Borrowed(sink)),
-            Param::Text(Cow::Borrowed(&file.path)),
-            Param::Text(Cow::Owned(file.checksum.to_string())),
-            Param::Text(Cow::Borrowed(file.category.as_str())),
+            Param::Text(sink.to_string()),
+            Param::Text(file.path.to_string()),
+            Param::Text(file.checksum.to_string()),
+            Param::Text(file.category.as_str().to_string()),
             Param::BigInt(execution_ms),
         ],
     }
@@ -191,17 +187,17 @@ impl<'r> HistoryRead<'r> {
     }
 }
 
-impl<'r> Protocol<'r> for HistoryRead<'r> {
+impl Protocol for HistoryRead<'_> {
     type Output = History;
 
-    fn poll(&mut self, _now: Instant) -> Action<'r> {
+    fn poll(&mut self, _now: Instant) -> Action {
         Action::Run(match self.step {
             ReadStep::Begin => {
                 Command::Simple(Cow::Owned(format!("BEGIN READ ONLY; {}", self.settings)))
             }
             ReadStep::Query => Command::Bound {
                 sql: READ_HISTORY.as_str(),
-                params: vec![Param::Text(Cow::Borrowed(self.sink))],
+                params: vec![Param::Text(self.sink.to_string())],
             },
             ReadStep::Commit => Command::Simple(Cow::Borrowed(COMMIT)),
             ReadStep::Rollback => Command::Simple(Cow::Borrowed(ROLLBACK)),

@@ -34,42 +34,45 @@ pub(crate) use run::ApplyRun;
 
 /// What a protocol asks its driver to do next.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Action<'r> {
+pub(crate) enum Action {
     /// Send this and pass the answer to [`Protocol::complete`].
-    Run(Command<'r>),
+    Run(Command),
     /// Wait this long, then poll again.
     Sleep(Duration),
     /// Nothing more to send: call [`Protocol::finish`].
     Finished,
 }
 
-/// One request to the server; every command is one round trip.
+/// One request to the server; every command is one round trip. A command owns
+/// its text and values (a statement's text is copied once, as the driver
+/// copies it into its send buffer anyway), so that it borrows nothing from the
+/// protocol that issued it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Command<'r> {
+pub(crate) enum Command {
     /// Simple protocol: one or more statements, no parameters.
-    Simple(Cow<'r, str>),
+    Simple(Cow<'static, str>),
     /// One statement with typed parameters, parsed, bound and executed in one
     /// round trip (the unnamed statement; nothing is prepared).
     Bound {
         /// The statement, with `$1, $2, ...`.
         sql: &'static str,
         /// The values.
-        params: Vec<Param<'r>>,
+        params: Vec<Param>,
     },
 }
 
 /// A value bound to a [`Command::Bound`] statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Param<'r> {
+pub(crate) enum Param {
     /// `text`.
-    Text(Cow<'r, str>),
+    Text(String),
     /// `bigint`.
     BigInt(i64),
 }
 
-impl Param<'_> {
+impl Param {
     /// The parameters as the drivers' `query_typed` takes them.
-    pub(crate) fn typed<'p>(params: &'p [Param<'_>]) -> Vec<(&'p (dyn ToSql + Sync), Type)> {
+    pub(crate) fn typed(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
         params
             .iter()
             .map(|param| match param {
@@ -123,12 +126,12 @@ pub(crate) fn typed_rows(rows: Vec<Row>) -> Reply {
 }
 
 /// A conversation with the server that a driver executes.
-pub(crate) trait Protocol<'r> {
+pub(crate) trait Protocol {
     /// What the protocol yields when it went well.
     type Output;
 
     /// The next thing to do; `now` drives the lock-wait policy and the timings.
-    fn poll(&mut self, now: Instant) -> Action<'r>;
+    fn poll(&mut self, now: Instant) -> Action;
 
     /// The answer to the command of the last [`Action::Run`], received at `now`.
     fn complete(&mut self, reply: Reply, now: Instant);
@@ -151,7 +154,7 @@ pub(crate) struct Cleanup {
 
 impl Cleanup {
     /// The commands that release it, in order; none when nothing is held.
-    pub(crate) fn commands(self) -> Vec<Command<'static>> {
+    pub(crate) fn commands(self) -> Vec<Command> {
         let mut commands = Vec::new();
         if self.rollback {
             commands.push(Command::Simple(Cow::Borrowed(ROLLBACK)));
@@ -167,7 +170,7 @@ pub(crate) const COMMIT: &str = "COMMIT";
 pub(crate) const ROLLBACK: &str = "ROLLBACK";
 
 /// Releases the sink's session advisory lock.
-pub(crate) fn unlock(key: i64) -> Command<'static> {
+pub(crate) fn unlock(key: i64) -> Command {
     Command::Bound {
         sql: "SELECT pg_advisory_unlock($1)",
         params: vec![Param::BigInt(key)],
@@ -191,3 +194,6 @@ pub(crate) fn local_settings(options: &MigrateOptions, synchronous: bool) -> Str
         if synchronous { "on" } else { "off" }
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -275,10 +275,10 @@ fn first_value(rows: &super::Rows) -> Option<&str> {
     rows.first()?.first()?.as_deref()
 }
 
-impl<'r> Protocol<'r> for ApplyRun<'r> {
+impl Protocol for ApplyRun<'_> {
     type Output = ApplyReport;
 
-    fn poll(&mut self, now: Instant) -> Action<'r> {
+    fn poll(&mut self, now: Instant) -> Action {
         let span = self.span.clone();
         let _entered = span.enter();
         loop {
