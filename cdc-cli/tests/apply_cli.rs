@@ -57,7 +57,8 @@ fn cdc(project: &Path, args: &[&str]) -> Command {
         .env("PG_DEV_USER", server.user())
         .env("PG_DEV_SSLMODE", "disable")
         .env_remove("PG_HOST")
-        .env_remove("PG_PORT");
+        .env_remove("PG_PORT")
+        .env_remove("RUST_LOG");
     command
 }
 
@@ -213,6 +214,70 @@ fn apply_then_status_with_exit_codes_and_json() {
         text(&again.stdout).contains("0 new, 1 updated, 10 skipped"),
         "{}",
         text(&again.stdout)
+    );
+}
+
+#[test]
+fn verbose_logs_go_to_stderr_and_leave_stdout_as_it_was() {
+    let db = tests::shared().create_database("cli_verbose");
+    let project = project(&db);
+    let dir = project.path();
+    let apply = ["manage-migrations", "apply", "--env", "dev", "--sink", SINK];
+
+    let verbose = run(dir, &[&apply[..], &["-v"]].concat());
+    assert_eq!(verbose.status.code(), Some(0), "{}", text(&verbose.stderr));
+    let (stdout, stderr) = (text(&verbose.stdout), text(&verbose.stderr));
+    assert!(
+        stdout.contains("sink sink_asma.directory: 11 new, 0 updated, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("INFO"),
+        "logs never reach stdout: {stdout}"
+    );
+    for needle in [
+        "INFO",
+        "applied",
+        "file=01-tables/Actor.sql",
+        "outcome=\"new\"",
+        "apply finished",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
+    }
+    assert!(!stderr.contains("DEBUG"), "-v is info: {stderr}");
+
+    // Without -v only warnings are logged; a boot with nothing to do has none.
+    let quiet = run(dir, &apply);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(text(&quiet.stdout).contains("0 new, 0 updated, 11 skipped"));
+    assert_eq!(text(&quiet.stderr), "", "nothing logged by default");
+
+    // -vv adds debug events; RUST_LOG, when set, decides instead of -v.
+    let debug = run(
+        dir,
+        &[
+            "-vv", apply[0], apply[1], apply[2], apply[3], apply[4], apply[5],
+        ],
+    );
+    assert!(
+        text(&debug.stderr).contains("fast path"),
+        "{}",
+        text(&debug.stderr)
+    );
+    let filtered = cdc(dir, &[&apply[..], &["-vv"]].concat())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run cdc");
+    assert_eq!(filtered.status.code(), Some(0));
+    assert_eq!(text(&filtered.stderr), "", "RUST_LOG=off silences -vv");
+    let by_env = cdc(dir, &apply)
+        .env("RUST_LOG", "cdc_runtime=info")
+        .output()
+        .expect("run cdc");
+    assert!(
+        text(&by_env.stderr).contains("fast path"),
+        "{}",
+        text(&by_env.stderr)
     );
 }
 
