@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cdc_core::checksum::{assemble, split_migration};
+use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR};
 use tests::copy_dir;
 
 const SINK: &str = "sink_asma.directory";
@@ -20,15 +21,15 @@ fn repo_root() -> PathBuf {
 fn project(db: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(
-        &repo_root().join("migrations"),
-        &dir.path().join("migrations"),
+        &repo_root().join(MIGRATIONS_DIR),
+        &dir.path().join(MIGRATIONS_DIR),
     );
     for sink in ["sink_asma.directory", "sink_asma.billing"] {
         let manifest = dir
             .path()
-            .join("migrations")
+            .join(MIGRATIONS_DIR)
             .join(sink)
-            .join("manifest.yaml");
+            .join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&manifest).expect("manifest");
         let text = text
             .lines()
@@ -183,7 +184,7 @@ fn apply_then_status_with_exit_codes_and_json() {
 
     // A regenerated file shows as modified, and apply re-applies it.
     rewrite_body(
-        &dir.join("migrations")
+        &dir.join(MIGRATIONS_DIR)
             .join(SINK)
             .join("01-tables/AuditTrail.sql"),
         |b| format!("{b}-- regenerated\n"),
@@ -287,7 +288,7 @@ fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
     let project = project(&db);
     let file = project
         .path()
-        .join("migrations")
+        .join(MIGRATIONS_DIR)
         .join(SINK)
         .join("01-tables/Actor.sql");
     let contents = std::fs::read_to_string(&file).expect("read");
@@ -320,7 +321,7 @@ fn a_failing_file_exits_1_naming_file_sqlstate_and_line() {
     let project = project(&db);
     let file = project
         .path()
-        .join("migrations")
+        .join(MIGRATIONS_DIR)
         .join(SINK)
         .join("01-tables/select.sql");
     rewrite_body(&file, |b| {
@@ -361,7 +362,7 @@ fn a_migrator_killed_mid_run_leaves_no_half_applied_file_and_the_next_run_comple
     let server = tests::shared();
     let db = server.create_database("cli_killed");
     let project = project(&db);
-    let sink_dir = project.path().join("migrations").join(SINK);
+    let sink_dir = project.path().join(MIGRATIONS_DIR).join(SINK);
     let actor = sink_dir.join("01-tables/Actor.sql");
     let original = std::fs::read(&actor).expect("read");
     // A slow statement after the CREATE TABLE of one file.

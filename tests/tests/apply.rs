@@ -10,6 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use cdc_core::checksum::{assemble, split_migration};
+use cdc_core::layout::{SCHEMAS_DIR, SERVICES_DIR, SINK_GROUPS_FILE};
 use cdc_runtime::{
     ApplyError, ApplyEvent, ConnectOptions, MigrationFile, Migrations, Migrator, Outcome, SslMode,
 };
@@ -160,17 +161,19 @@ fn a_regenerated_file_is_reapplied_and_its_history_row_updated_not_duplicated(dr
     // Regenerate from YAML with a new column.
     let project = tempfile::tempdir().expect("tempdir");
     copy_dir(
-        &fixture::project_root().join("services"),
-        &project.path().join("services"),
+        &fixture::project_root().join(SERVICES_DIR),
+        &project.path().join(SERVICES_DIR),
     );
     std::fs::copy(
-        fixture::project_root().join("sink-groups.yaml"),
-        project.path().join("sink-groups.yaml"),
+        fixture::project_root().join(SINK_GROUPS_FILE),
+        project.path().join(SINK_GROUPS_FILE),
     )
     .expect("copy");
     let actor = project
         .path()
-        .join("services/_schemas/directory/dbo/Actor.yaml");
+        .join(SERVICES_DIR)
+        .join(SCHEMAS_DIR)
+        .join("directory/dbo/Actor.yaml");
     let mut yaml = std::fs::read_to_string(&actor).expect("read");
     yaml.push_str("  - name: Nickname\n    type: nvarchar(40)\n    nullable: true\n");
     std::fs::write(&actor, yaml).expect("write");
