@@ -6,7 +6,7 @@
 //! protocol with the rows or the error, sleep, or stop and
 //! [`finish`](Protocol::finish). The plan, the per-file steps, the lock-wait
 //! policy and the error mapping live here once, as `quinn-proto` sits under
-//! `quinn`; so does the loop that runs a protocol ([`drive`]) and the guard
+//! `quinn`; so does the loop that runs a protocol ([`drive()`]) and the guard
 //! that, when a run is cut short (a panic in an observer, a dropped future),
 //! rolls back and releases the lock ([`Protocol::cleanup`]).
 //!
