@@ -50,6 +50,12 @@ static RECORD_APPLIED: LazyLock<String> = LazyLock::new(|| {
 /// [`digest_matches`], so the query fits the one simple-protocol batch that
 /// also opens and closes its bounded read-only transaction (one round trip;
 /// the simple protocol has no parameters, and nothing is spliced into it).
+///
+/// Binding the sink instead would take the extended protocol, which the
+/// blocking `postgres::Client` cannot pipeline behind `BEGIN READ ONLY; SET
+/// LOCAL ...` and `COMMIT`: three round trips. The price of taking no value
+/// is that the server digests the rows of every sink of the database, which
+/// usually holds one.
 static DIGEST_PER_SINK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT sink, count(*)::text, encode(sha256(convert_to(string_agg(file_name || E'\\t' || checksum, E'\\n' \
