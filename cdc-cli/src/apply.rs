@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
+use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR, REGENERATE_COMMAND, SERVICES_DIR};
 use cdc_runtime::{
-    connect, ApplyError, ApplyEvent, ConnectOptions, FileState, FileStatus, Migrations, Migrator,
+    connect, ApplyError, ApplyEvent, ConnectOptions, FailureReport, FileState, FileStatus,
+    Migrations, Migrator,
 };
-use serde_json::json;
+use serde::Serialize;
 
-use crate::generate::MIGRATIONS_DIR;
 use crate::{ApplyArgs, OutputFormat, StatusArgs};
 
 /// A usage or configuration problem: exit code 2.
@@ -40,11 +41,11 @@ fn project_root(project_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{}", start.display()))?;
     start
         .ancestors()
-        .find(|dir| dir.join(MIGRATIONS_DIR).is_dir() || dir.join("services").is_dir())
+        .find(|dir| dir.join(MIGRATIONS_DIR).is_dir() || dir.join(SERVICES_DIR).is_dir())
         .map(Path::to_path_buf)
         .ok_or_else(|| {
             usage(format!(
-                "no project found: no `migrations/` or `services/` in {} or above",
+                "no project found: no `{MIGRATIONS_DIR}/` or `{SERVICES_DIR}/` in {} or above",
                 start.display()
             ))
         })
@@ -57,7 +58,7 @@ fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter(|e| e.path().join("manifest.yaml").is_file())
+                .filter(|e| e.path().join(MANIFEST_FILE).is_file())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -66,7 +67,7 @@ fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
     match sink {
         Some(name) if sinks.iter().any(|s| s == name) => Ok(base.join(name)),
         Some(name) => Err(usage(format!(
-            "no sink `{name}` under {} (found: {}); run `cdc manage-migrations generate` first",
+            "no sink `{name}` under {} (found: {}); run `{REGENERATE_COMMAND}` first",
             base.display(),
             if sinks.is_empty() {
                 "none".to_string()
@@ -77,7 +78,7 @@ fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
         None => match sinks.as_slice() {
             [only] => Ok(base.join(only)),
             [] => Err(usage(format!(
-                "no generated sink under {}; run `cdc manage-migrations generate` first",
+                "no generated sink under {}; run `{REGENERATE_COMMAND}` first",
                 base.display()
             ))),
             many => Err(usage(format!(
@@ -134,7 +135,7 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Migrator::new(&migrations).lock_wait(std::time::Duration::from_secs(args.lock_wait));
     if args.dry_run {
         let statuses = migrator.status(&mut client)?;
-        print_statuses(&migrations, &statuses, args.format, true);
+        print_statuses(&migrations, &statuses, args.format, true)?;
         return Ok(ExitCode::SUCCESS);
     }
     if std::io::stderr().is_terminal() && args.format == OutputFormat::Text {
@@ -147,20 +148,7 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Ok(report) => {
             match args.format {
                 OutputFormat::Text => println!("{report}"),
-                OutputFormat::Json => {
-                    let files: Vec<_> = report
-                        .files
-                        .iter()
-                        .map(|f| json!({"path": f.path, "category": f.category.as_str(), "outcome": f.outcome.label(), "duration_ms": f.duration.as_millis() as u64}))
-                        .collect();
-                    println!(
-                        "{}",
-                        json!({"sink": report.sink, "files": files, "new": report.count(cdc_runtime::Outcome::New),
-                               "updated": report.count(cdc_runtime::Outcome::Updated),
-                               "skipped": report.count(cdc_runtime::Outcome::Skipped),
-                               "total_ms": report.total.as_millis() as u64})
-                    );
-                }
+                OutputFormat::Json => print_json(&report)?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -168,23 +156,28 @@ pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints one JSON document on stdout.
+fn print_json(document: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(document)?);
+    Ok(())
+}
+
+/// `{"error": ...}`: where a file failed, or the error's message.
+#[derive(Serialize)]
+struct ErrorDocument {
+    error: FailureReport,
+}
+
 /// Reports a failed run: exit code 1.
 fn fail(format: OutputFormat, error: &anyhow::Error) -> anyhow::Result<ExitCode> {
     match format {
         OutputFormat::Text => eprintln!("error: {error:#}"),
         OutputFormat::Json => {
-            let mut value = json!({"error": format!("{error:#}")});
-            if let Some(ApplyError::FileFailed {
-                file,
-                line,
-                sqlstate,
-                message,
-                ..
-            }) = error.downcast_ref::<ApplyError>()
-            {
-                value = json!({"error": {"file": file, "line": line, "sqlstate": sqlstate, "message": message}});
-            }
-            println!("{value}");
+            let error = match error.downcast_ref::<ApplyError>() {
+                Some(apply_error) => FailureReport::from(apply_error),
+                None => FailureReport::Message(format!("{error:#}")),
+            };
+            print_json(&ErrorDocument { error })?;
         }
     }
     Ok(ExitCode::from(1))
@@ -213,7 +206,7 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             Migrator::new(&migrations).status(&mut client)?
         }
     };
-    print_statuses(&migrations, &statuses, args.format, false);
+    print_statuses(&migrations, &statuses, args.format, false)?;
     let all_applied = statuses
         .iter()
         .all(|s| matches!(s.state, FileState::Applied { .. }));
@@ -224,30 +217,31 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The JSON document of `status` and of `apply --dry-run`.
+#[derive(Serialize)]
+struct StatusDocument<'a> {
+    sink: &'a str,
+    files: &'a [FileStatus],
+    applied: usize,
+    pending: usize,
+    modified: usize,
+}
+
 fn print_statuses(
     migrations: &Migrations,
     statuses: &[FileStatus],
     format: OutputFormat,
     as_plan: bool,
-) {
+) -> anyhow::Result<()> {
     let count = |label: &str| statuses.iter().filter(|s| s.state.label() == label).count();
     match format {
-        OutputFormat::Json => {
-            let files: Vec<_> = statuses
-                .iter()
-                .map(|s| {
-                    let applied_at = match &s.state {
-                        FileState::Applied { applied_at } | FileState::Modified { applied_at } => Some(applied_at.as_str()),
-                        FileState::Pending => None,
-                    };
-                    json!({"path": s.path, "category": s.category.as_str(), "state": s.state.label(), "applied_at": applied_at})
-                })
-                .collect();
-            println!(
-                "{}",
-                json!({"sink": migrations.sink(), "files": files, "applied": count("applied"), "pending": count("pending"), "modified": count("modified")})
-            );
-        }
+        OutputFormat::Json => print_json(&StatusDocument {
+            sink: migrations.sink(),
+            files: statuses,
+            applied: count("applied"),
+            pending: count("pending"),
+            modified: count("modified"),
+        })?,
         OutputFormat::Text => {
             for s in statuses {
                 let (label, when) = match (&s.state, as_plan) {
@@ -287,4 +281,5 @@ fn print_statuses(
             );
         }
     }
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cdc_core::checksum::{assemble, split_migration};
+use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR};
 use cdc_testkit::copy_dir;
 
 const SINK: &str = "sink_asma.directory";
@@ -20,15 +21,15 @@ fn repo_root() -> PathBuf {
 fn project(db: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(
-        &repo_root().join("migrations"),
-        &dir.path().join("migrations"),
+        &repo_root().join(MIGRATIONS_DIR),
+        &dir.path().join(MIGRATIONS_DIR),
     );
     for sink in ["sink_asma.directory", "sink_asma.billing"] {
         let manifest = dir
             .path()
-            .join("migrations")
+            .join(MIGRATIONS_DIR)
             .join(sink)
-            .join("manifest.yaml");
+            .join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&manifest).expect("manifest");
         let text = text
             .lines()
@@ -57,7 +58,8 @@ fn cdc(project: &Path, args: &[&str]) -> Command {
         .env("PG_DEV_USER", server.user())
         .env("PG_DEV_SSLMODE", "disable")
         .env_remove("PG_HOST")
-        .env_remove("PG_PORT");
+        .env_remove("PG_PORT")
+        .env_remove("RUST_LOG");
     command
 }
 
@@ -182,7 +184,7 @@ fn apply_then_status_with_exit_codes_and_json() {
 
     // A regenerated file shows as modified, and apply re-applies it.
     rewrite_body(
-        &dir.join("migrations")
+        &dir.join(MIGRATIONS_DIR)
             .join(SINK)
             .join("01-tables/AuditTrail.sql"),
         |b| format!("{b}-- regenerated\n"),
@@ -217,12 +219,76 @@ fn apply_then_status_with_exit_codes_and_json() {
 }
 
 #[test]
+fn verbose_logs_go_to_stderr_and_leave_stdout_as_it_was() {
+    let db = cdc_testkit::shared().create_database("cli_verbose");
+    let project = project(&db);
+    let dir = project.path();
+    let apply = ["manage-migrations", "apply", "--env", "dev", "--sink", SINK];
+
+    let verbose = run(dir, &[&apply[..], &["-v"]].concat());
+    assert_eq!(verbose.status.code(), Some(0), "{}", text(&verbose.stderr));
+    let (stdout, stderr) = (text(&verbose.stdout), text(&verbose.stderr));
+    assert!(
+        stdout.contains("sink sink_asma.directory: 11 new, 0 updated, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("INFO"),
+        "logs never reach stdout: {stdout}"
+    );
+    for needle in [
+        "INFO",
+        "applied",
+        "file=01-tables/Actor.sql",
+        "outcome=\"new\"",
+        "apply finished",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
+    }
+    assert!(!stderr.contains("DEBUG"), "-v is info: {stderr}");
+
+    // Without -v only warnings are logged; a boot with nothing to do has none.
+    let quiet = run(dir, &apply);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(text(&quiet.stdout).contains("0 new, 0 updated, 11 skipped"));
+    assert_eq!(text(&quiet.stderr), "", "nothing logged by default");
+
+    // -vv adds debug events; RUST_LOG, when set, decides instead of -v.
+    let debug = run(
+        dir,
+        &[
+            "-vv", apply[0], apply[1], apply[2], apply[3], apply[4], apply[5],
+        ],
+    );
+    assert!(
+        text(&debug.stderr).contains("fast path"),
+        "{}",
+        text(&debug.stderr)
+    );
+    let filtered = cdc(dir, &[&apply[..], &["-vv"]].concat())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run cdc");
+    assert_eq!(filtered.status.code(), Some(0));
+    assert_eq!(text(&filtered.stderr), "", "RUST_LOG=off silences -vv");
+    let by_env = cdc(dir, &apply)
+        .env("RUST_LOG", "cdc_runtime=info")
+        .output()
+        .expect("run cdc");
+    assert!(
+        text(&by_env.stderr).contains("fast path"),
+        "{}",
+        text(&by_env.stderr)
+    );
+}
+
+#[test]
 fn a_tampered_file_fails_apply_with_exit_1_before_connecting() {
     let db = cdc_testkit::shared().create_database("cli_tampered");
     let project = project(&db);
     let file = project
         .path()
-        .join("migrations")
+        .join(MIGRATIONS_DIR)
         .join(SINK)
         .join("01-tables/Actor.sql");
     let contents = std::fs::read_to_string(&file).expect("read");
@@ -255,7 +321,7 @@ fn a_failing_file_exits_1_naming_file_sqlstate_and_line() {
     let project = project(&db);
     let file = project
         .path()
-        .join("migrations")
+        .join(MIGRATIONS_DIR)
         .join(SINK)
         .join("01-tables/select.sql");
     rewrite_body(&file, |b| {
@@ -296,7 +362,7 @@ fn a_migrator_killed_mid_run_leaves_no_half_applied_file_and_the_next_run_comple
     let server = cdc_testkit::shared();
     let db = server.create_database("cli_killed");
     let project = project(&db);
-    let sink_dir = project.path().join("migrations").join(SINK);
+    let sink_dir = project.path().join(MIGRATIONS_DIR).join(SINK);
     let actor = sink_dir.join("01-tables/Actor.sql");
     let original = std::fs::read(&actor).expect("read");
     // A slow statement after the CREATE TABLE of one file.

@@ -2,7 +2,9 @@
 //! harness; fsync is off there, as in the tests).
 //!
 //! - `noop_boot`: a boot where everything is already applied (the bundled
-//!   example, 19 files; a synthetic 1,000-table sink, 2,002 files).
+//!   example; a synthetic 1,000-table sink, 2,002 files), over the blocking
+//!   driver and (`_async`) the async one, next to one `SELECT 1` round trip
+//!   on the same connection for scale.
 //! - `fresh_apply`: applying a synthetic 1,000-table sink to an empty database,
 //!   against `psql -1 -f` over the concatenated files on the same server; the
 //!   ratio is printed.
@@ -14,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cdc_build::GeneratedSink;
-use cdc_runtime::{Migrations, Migrator};
+use cdc_runtime::{ConnectOptions, Migrations, Migrator, SslMode};
 use criterion::{criterion_group, Criterion};
 
 /// What a binary embeds: the generated files, verified once (here by loading them from disk).
@@ -76,19 +78,49 @@ fn bench_apply(c: &mut Criterion) {
     if let Some((_, m)) = &synth {
         cases.push(("synthetic_1000_tables", m));
     }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     for (name, migrations) in cases {
         let db = server.create_database(&format!("bench_noop_{name}"));
         let mut client = server.client(&db);
         Migrator::new(migrations)
             .apply(&mut client)
             .expect("first apply");
-        group.bench_function(format!("{name}_{}_files", migrations.files().len()), |b| {
+        let files = migrations.files().len();
+        group.bench_function(format!("{name}_{files}_files"), |b| {
             b.iter(|| {
                 let report = Migrator::new(migrations).apply(&mut client).expect("apply");
                 assert_eq!(report.applied_count(), 0);
             })
         });
+        let options = ConnectOptions {
+            host: server.host().into(),
+            port: server.port(),
+            user: server.user().into(),
+            password: None,
+            dbname: db.clone(),
+            sslmode: SslMode::Disable,
+            connect_timeout: Duration::from_secs(5),
+            retry_for: Duration::from_secs(5),
+        };
+        let mut async_client = runtime
+            .block_on(cdc_runtime::connect_async(&options))
+            .expect("connect");
+        group.bench_function(format!("{name}_{files}_files_async"), |b| {
+            b.iter(|| {
+                let report = runtime
+                    .block_on(Migrator::new(migrations).apply_async(&mut async_client))
+                    .expect("apply");
+                assert_eq!(report.applied_count(), 0);
+            })
+        });
     }
+    let mut client = server.client("postgres");
+    group.bench_function("round_trip_select_1", |b| {
+        b.iter(|| client.simple_query("SELECT 1").expect("select"))
+    });
     group.finish();
 
     if let Some((dir, migrations)) = &synth {

@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use cdc_core::checksum::{Checksum, ChecksumError};
+use cdc_core::MigrationFile;
+
+use crate::sql::Statement;
 
 /// Why an apply, plan or status run failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,98 @@ impl ApplyError {
             | ApplyError::Database(e)
             | ApplyError::Connect { source: e, .. } => e.code().map(|c| c.code()),
             _ => None,
+        }
+    }
+
+    /// The error of a file whose statement (or commit, when `statement` is
+    /// `None`) failed: SQLSTATE, the server's message and the line in the file.
+    pub(crate) fn file_failed(
+        file: &MigrationFile,
+        statement: Option<&Statement<'_>>,
+        error: tokio_postgres::Error,
+    ) -> ApplyError {
+        let body = file.body();
+        let first = file.body_first_line();
+        let (sqlstate, message, detail, hint, position) = match error.as_db_error() {
+            Some(db) => (
+                db.code().code().to_string(),
+                db.message().to_string(),
+                db.detail().map(str::to_string),
+                db.hint().map(str::to_string),
+                match db.position() {
+                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+                    _ => None,
+                },
+            ),
+            None => ("08000".to_string(), error.to_string(), None, None, None),
+        };
+        let line = statement.map(|s| {
+            let within = match position {
+                Some(p) => s.line_of(body, p),
+                None => s.line,
+            };
+            first + within - 1
+        });
+        ApplyError::FileFailed {
+            file: file.path.to_string(),
+            line,
+            sqlstate,
+            message,
+            detail,
+            hint,
+            source: error,
+        }
+    }
+}
+
+/// A failure as a program reads it (feature `serde`: `{"file", "line",
+/// "sqlstate", "message"}` for a failed file, a string otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(untagged))]
+#[non_exhaustive]
+pub enum FailureReport {
+    /// A file failed and was rolled back.
+    File {
+        /// The file.
+        file: String,
+        /// 1-based line of the failing statement in the file.
+        line: Option<usize>,
+        /// SQLSTATE code.
+        sqlstate: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Any other failure, as its message.
+    Message(String),
+}
+
+impl From<&ApplyError> for FailureReport {
+    /// Where a file failed; any other error as its message followed by its
+    /// causes, `: `-separated.
+    fn from(error: &ApplyError) -> FailureReport {
+        match error {
+            ApplyError::FileFailed {
+                file,
+                line,
+                sqlstate,
+                message,
+                ..
+            } => FailureReport::File {
+                file: file.clone(),
+                line: *line,
+                sqlstate: sqlstate.clone(),
+                message: message.clone(),
+            },
+            other => {
+                let mut text = other.to_string();
+                let mut cause = std::error::Error::source(other);
+                while let Some(error) = cause {
+                    text.push_str(": ");
+                    text.push_str(&error.to_string());
+                    cause = error.source();
+                }
+                FailureReport::Message(text)
+            }
         }
     }
 }

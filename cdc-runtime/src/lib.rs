@@ -11,7 +11,18 @@
 //!   several replicas can boot at once; `cdc_management.migration_history` is
 //!   created (or adopted from the older tool's shape) and re-read under the lock.
 //! - Each pending file runs with its history row in one transaction; a failure
-//!   rolls that file back and reports file, SQLSTATE and line.
+//!   rolls that file back and reports file, SQLSTATE and line. Values (sink,
+//!   file, checksum) travel as bound parameters, never spliced into SQL.
+//!
+//! The engine that decides all this does no IO; two drivers execute it with
+//! the same behaviour: [`Migrator::apply`] over a blocking `postgres::Client`
+//! and [`Migrator::apply_async`] over a `tokio_postgres::Client`. On every
+//! path, a panic or a dropped future included, the run ends its transaction
+//! and releases the lock.
+//!
+//! The runtime reports through `tracing` (files applied with outcome and
+//! duration, lock waits, the fast path, merge rounds); install a subscriber to
+//! see it. The `serde` feature derives `serde::Serialize` for the reports.
 //!
 //! ```rust,no_run
 //! use cdc_runtime::{connect, ConnectOptions, Migrations, Migrator};
@@ -32,16 +43,18 @@
 mod apply;
 mod apply_async;
 pub mod connect;
+mod engine;
 mod error;
 pub mod merge;
+mod migrator;
 pub mod plan;
 pub mod rows;
 pub mod sql;
 
-pub use apply::{MigrateOptions, Migrator};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
 pub use cdc_macros::{include_migrations, include_rows};
 pub use connect::{connect, connect_async, ConnectOptions, SslMode};
-pub use error::ApplyError;
+pub use error::{ApplyError, FailureReport};
+pub use migrator::{MigrateOptions, Migrator};
 pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};
 pub use {postgres, tokio_postgres};

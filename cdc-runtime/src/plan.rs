@@ -1,14 +1,12 @@
-//! What a run will do and what it did: pure functions over the files and the
-//! history, shared by the sync and async drivers, the CLI and the tests.
+//! What a run will do and what it did: the statuses, outcomes and reports, pure functions over the files and the history.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use cdc_core::checksum::Checksum;
-use cdc_core::history::MANAGEMENT_SCHEMA;
+use cdc_core::checksum::{Checksum, ChecksumError};
+use cdc_core::layout::MANAGEMENT_SCHEMA;
 use cdc_core::{FileCategory, MigrationFile, Migrations};
-use sha2_free::stable_key;
 
 use crate::error::ApplyError;
 
@@ -25,7 +23,15 @@ pub struct HistoryRow {
 pub type History = HashMap<String, HistoryRow>;
 
 /// Where a file stands against the history.
+///
+/// As JSON (feature `serde`) it is two fields of its [`FileStatus`]:
+/// `"state"` (its [`label`](FileState::label)) and `"applied_at"` (null when pending).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(into = "FileStateJson")
+)]
 pub enum FileState {
     /// Applied with this very checksum.
     Applied {
@@ -50,16 +56,47 @@ impl FileState {
             FileState::Modified { .. } => "modified",
         }
     }
+
+    /// When the file (or an older version of it) was applied.
+    pub fn applied_at(&self) -> Option<&str> {
+        match self {
+            FileState::Applied { applied_at } | FileState::Modified { applied_at } => {
+                Some(applied_at)
+            }
+            FileState::Pending => None,
+        }
+    }
+}
+
+/// The JSON shape of a [`FileState`].
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct FileStateJson {
+    state: &'static str,
+    applied_at: Option<String>,
+}
+
+#[cfg(feature = "serde")]
+impl From<FileState> for FileStateJson {
+    fn from(state: FileState) -> FileStateJson {
+        FileStateJson {
+            state: state.label(),
+            applied_at: state.applied_at().map(str::to_string),
+        }
+    }
 }
 
 /// One file's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FileStatus {
     /// Path relative to the sink directory.
     pub path: String,
     /// What the file holds.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "json::category"))]
     pub category: FileCategory,
     /// Where it stands.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub state: FileState,
 }
 
@@ -98,14 +135,11 @@ pub fn verify_all(migrations: &Migrations) -> Result<(), ApplyError> {
     if migrations.is_verified() {
         return Ok(());
     }
-    for file in migrations.files() {
-        verify_file(file)?;
-    }
-    Ok(())
+    migrations.files().iter().try_for_each(verify_file)
 }
 
+/// Checks one file's checksum against its body.
 pub(crate) fn verify_file(file: &MigrationFile) -> Result<(), ApplyError> {
-    use cdc_core::checksum::ChecksumError;
     match file.verify() {
         Ok(()) => Ok(()),
         Err(ChecksumError::Mismatch { embedded, actual }) => Err(ApplyError::Tampered {
@@ -122,6 +156,11 @@ pub(crate) fn verify_file(file: &MigrationFile) -> Result<(), ApplyError> {
 
 /// What happened to one file in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Outcome {
     /// Applied for the first time.
     New,
@@ -144,14 +183,20 @@ impl Outcome {
 
 /// One file of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FileOutcome {
     /// Path relative to the sink directory.
     pub path: String,
     /// What the file holds.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "json::category"))]
     pub category: FileCategory,
     /// What happened.
     pub outcome: Outcome,
-    /// Time spent applying it (zero when skipped).
+    /// Time spent applying it (zero when skipped); `duration_ms` in JSON.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "duration_ms", serialize_with = "json::millis")
+    )]
     pub duration: Duration,
 }
 
@@ -185,7 +230,15 @@ pub fn pending_count(statuses: &[FileStatus]) -> usize {
 }
 
 /// The result of a successful run.
+///
+/// As JSON (feature `serde`): `sink`, `files`, the counts `new`, `updated`,
+/// `skipped`, and `total_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(into = "ApplyReportJson")
+)]
 pub struct ApplyReport {
     /// The sink.
     pub sink: String,
@@ -207,6 +260,33 @@ impl ApplyReport {
     /// Files with a given outcome.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.files.iter().filter(|f| f.outcome == outcome).count()
+    }
+}
+
+/// The JSON shape of an [`ApplyReport`]: its fields and the counts per outcome.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct ApplyReportJson {
+    sink: String,
+    files: Vec<FileOutcome>,
+    new: usize,
+    updated: usize,
+    skipped: usize,
+    #[serde(serialize_with = "json::millis")]
+    total_ms: Duration,
+}
+
+#[cfg(feature = "serde")]
+impl From<ApplyReport> for ApplyReportJson {
+    fn from(report: ApplyReport) -> ApplyReportJson {
+        ApplyReportJson {
+            new: report.count(Outcome::New),
+            updated: report.count(Outcome::Updated),
+            skipped: report.count(Outcome::Skipped),
+            total_ms: report.total,
+            sink: report.sink,
+            files: report.files,
+        }
     }
 }
 
@@ -250,6 +330,9 @@ pub enum ApplyEvent<'a> {
 }
 
 /// Key of the session advisory lock that serialises migrators of one sink.
+///
+/// The text it hashes is part of the contract between versions: migrators of
+/// two releases booting at once must agree on it.
 pub fn lock_key(sink: &str) -> i64 {
     stable_key(&format!("{MANAGEMENT_SCHEMA}.migration_history:{sink}"))
 }
@@ -259,158 +342,100 @@ pub fn history_ddl_lock_key() -> i64 {
     stable_key(&format!("{MANAGEMENT_SCHEMA}.migration_history:ddl"))
 }
 
-mod sha2_free {
-    /// A 64-bit key from the first bytes of the text's SHA-256 (stable across
-    /// versions and platforms, unlike `Hash`).
-    pub fn stable_key(text: &str) -> i64 {
-        let checksum = cdc_core::checksum::body_checksum(text);
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&checksum.0[..8]);
-        i64::from_be_bytes(bytes)
+/// A 64-bit key from the first bytes of the text's SHA-256 (stable across
+/// versions and platforms, unlike `Hash`).
+fn stable_key(text: &str) -> i64 {
+    let checksum = cdc_core::checksum::body_checksum(text);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&checksum.0[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Field serialisers of the JSON shapes.
+#[cfg(feature = "serde")]
+mod json {
+    use std::time::Duration;
+
+    use cdc_core::FileCategory;
+
+    pub(super) fn category<S: serde::Serializer>(
+        category: &FileCategory,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(category.as_str())
+    }
+
+    pub(super) fn millis<S: serde::Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
-/// A string literal for simple-protocol queries.
-pub(crate) fn literal(value: &str) -> String {
-    let escaped = value.replace('\'', "''");
-    if value.contains('\\') {
-        format!("E'{}'", escaped.replace('\\', "\\\\"))
-    } else {
-        format!("'{escaped}'")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_stable_across_releases() {
+        // Migrators of two releases booting at once must take the same lock.
+        assert_eq!(
+            lock_key("sink_asma.directory"),
+            lock_key("sink_asma.directory")
+        );
+        assert_ne!(
+            lock_key("sink_asma.directory"),
+            lock_key("sink_asma.billing")
+        );
+        assert_eq!(
+            lock_key("sink_asma.directory"),
+            stable_key("cdc_management.migration_history:sink_asma.directory")
+        );
     }
-}
 
-/// The query that reads a sink's history.
-pub(crate) fn history_query(sink: &str) -> String {
-    format!(
-        "SELECT file_name, checksum, applied_at::text FROM \"cdc_management\".\"migration_history\" WHERE sink = {}",
-        literal(sink)
-    )
-}
-
-/// The query behind the boot fast path: the count and a digest of the sink's
-/// `(file_name, checksum)` rows, computed by the server, so that a boot with
-/// nothing to do transfers one short row however many files there are.
-pub(crate) fn digest_query(sink: &str) -> String {
-    format!(
-        "SELECT count(*)::text, encode(sha256(convert_to(coalesce(string_agg(file_name || E'\\t' || checksum, E'\\n' \
-         ORDER BY file_name COLLATE \"C\"), ''), 'UTF8')), 'hex') \
-         FROM \"cdc_management\".\"migration_history\" WHERE sink = {}",
-        literal(sink)
-    )
-}
-
-/// What [`digest_query`] returns when every file of the set is applied and
-/// the history holds nothing else for the sink.
-pub(crate) fn expected_digest(migrations: &Migrations) -> (String, String) {
-    let mut rows: Vec<(&str, String)> = migrations
-        .files()
-        .iter()
-        .map(|f| (f.path.as_ref(), f.checksum.to_string()))
-        .collect();
-    rows.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut text = String::with_capacity(rows.len() * 110);
-    for (i, (path, checksum)) in rows.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(path);
-        text.push('\t');
-        text.push_str(checksum);
-    }
-    (
-        rows.len().to_string(),
-        cdc_core::checksum::body_checksum(&text).hex(),
-    )
-}
-
-/// Whether a digest response says everything is applied.
-pub(crate) fn digest_matches(
-    messages: &[tokio_postgres::SimpleQueryMessage],
-    expected: &(String, String),
-) -> bool {
-    messages.iter().any(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => {
-            row.get(0) == Some(expected.0.as_str()) && row.get(1) == Some(expected.1.as_str())
-        }
-        _ => false,
-    })
-}
-
-/// The statement that records a file as applied.
-pub(crate) fn history_upsert(sink: &str, file: &MigrationFile, execution_ms: u128) -> String {
-    format!(
-        "INSERT INTO \"cdc_management\".\"migration_history\" (sink, file_name, checksum, category, applied_at, execution_ms) \
-         VALUES ({}, {}, {}, {}, now(), {execution_ms}) \
-         ON CONFLICT (sink, file_name) DO UPDATE SET checksum = EXCLUDED.checksum, category = EXCLUDED.category, \
-         applied_at = EXCLUDED.applied_at, execution_ms = EXCLUDED.execution_ms",
-        literal(sink),
-        literal(&file.path),
-        literal(&file.checksum.to_string()),
-        literal(file.category.as_str()),
-    )
-}
-
-/// Whether an error means "the history table is not there (in our shape) yet".
-pub(crate) fn is_missing_history(error: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    matches!(error.code(), Some(code) if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN || *code == SqlState::INVALID_SCHEMA_NAME)
-}
-
-/// Builds the error of a failed statement: SQLSTATE, message and the line in the file.
-pub(crate) fn file_error(
-    file: &MigrationFile,
-    statement: Option<&crate::sql::Statement<'_>>,
-    error: tokio_postgres::Error,
-) -> ApplyError {
-    let body = file.body();
-    let first = file.body_first_line();
-    let (sqlstate, message, detail, hint, position) = match error.as_db_error() {
-        Some(db) => (
-            db.code().code().to_string(),
-            db.message().to_string(),
-            db.detail().map(str::to_string),
-            db.hint().map(str::to_string),
-            match db.position() {
-                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
-                _ => None,
-            },
-        ),
-        None => ("08000".to_string(), error.to_string(), None, None, None),
-    };
-    let line = statement.map(|s| {
-        let within = match position {
-            Some(p) => s.line_of(body, p),
-            None => s.line,
+    #[cfg(feature = "serde")]
+    #[test]
+    fn reports_serialise_with_the_field_names_the_cli_prints() {
+        let report = ApplyReport {
+            sink: "s".into(),
+            files: vec![FileOutcome {
+                path: "01-tables/A.sql".into(),
+                category: FileCategory::Table,
+                outcome: Outcome::New,
+                duration: Duration::from_millis(12),
+            }],
+            total: Duration::from_millis(30),
         };
-        first + within - 1
-    });
-    ApplyError::FileFailed {
-        file: file.path.to_string(),
-        line,
-        sqlstate,
-        message,
-        detail,
-        hint,
-        source: error,
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "sink": "s",
+                "files": [{"path": "01-tables/A.sql", "category": "table", "outcome": "new", "duration_ms": 12}],
+                "new": 1, "updated": 0, "skipped": 0, "total_ms": 30
+            })
+        );
+        let statuses = [
+            FileStatus {
+                path: "a".into(),
+                category: FileCategory::Infrastructure,
+                state: FileState::Applied {
+                    applied_at: "2026-01-01 00:00:00+00".into(),
+                },
+            },
+            FileStatus {
+                path: "b".into(),
+                category: FileCategory::Staging,
+                state: FileState::Pending,
+            },
+        ];
+        assert_eq!(
+            serde_json::to_value(statuses).expect("json"),
+            serde_json::json!([
+                {"path": "a", "category": "infrastructure", "state": "applied", "applied_at": "2026-01-01 00:00:00+00"},
+                {"path": "b", "category": "staging", "state": "pending", "applied_at": null}
+            ])
+        );
     }
-}
-
-/// Parses history rows from a simple-query response.
-pub(crate) fn parse_history(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> History {
-    let mut history = History::new();
-    for message in messages {
-        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
-            if let (Some(name), Some(checksum)) = (row.get(0), row.get(1)) {
-                history.insert(
-                    name.to_string(),
-                    HistoryRow {
-                        checksum: Checksum::parse(checksum.trim()),
-                        applied_at: row.get(2).unwrap_or_default().to_string(),
-                    },
-                );
-            }
-        }
-    }
-    history
 }

@@ -74,45 +74,16 @@ pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
                     }
                 }
             }
-            b'\'' => {
+            b'\'' | b'"' => {
                 first_code_line.get_or_insert(line);
-                let escapes = i > 0
+                // `E'...'` strings take backslash escapes; the `E` must not end an identifier.
+                let escapes = b == b'\''
+                    && i > 0
                     && matches!(bytes[i - 1], b'E' | b'e')
                     && (i < 2 || !is_ident_byte(bytes[i - 2]));
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' if escapes => i += 2,
-                        b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
-                        b'\'' => {
-                            i += 1;
-                            break;
-                        }
-                        b'\n' => {
-                            line += 1;
-                            i += 1;
-                        }
-                        _ => i += 1,
-                    }
-                }
-            }
-            b'"' => {
-                first_code_line.get_or_insert(line);
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'"' if bytes.get(i + 1) == Some(&b'"') => i += 2,
-                        b'"' => {
-                            i += 1;
-                            break;
-                        }
-                        b'\n' => {
-                            line += 1;
-                            i += 1;
-                        }
-                        _ => i += 1,
-                    }
-                }
+                let (end, newlines) = skip_quoted(bytes, i, escapes);
+                line += newlines;
+                i = end;
             }
             b'$' if i == 0 || !is_ident_byte(bytes[i - 1]) => {
                 first_code_line.get_or_insert(line);
@@ -160,6 +131,29 @@ pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
         });
     }
     out
+}
+
+/// Skips the string or quoted identifier whose opening quote is at `open`: a
+/// doubled quote stands for itself and, with `backslash_escapes`, a backslash
+/// escapes the byte after it. Returns the index after the closing quote (or
+/// past the end) and the newlines crossed.
+fn skip_quoted(bytes: &[u8], open: usize, backslash_escapes: bool) -> (usize, usize) {
+    let quote = bytes[open];
+    let mut i = open + 1;
+    let mut newlines = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if backslash_escapes => i += 2,
+            b if b == quote && bytes.get(i + 1) == Some(&quote) => i += 2,
+            b if b == quote => return (i + 1, newlines),
+            b'\n' => {
+                newlines += 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    (i, newlines)
 }
 
 fn is_ident_byte(b: u8) -> bool {

@@ -12,11 +12,13 @@
 mod batch;
 mod database;
 
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use cdc_runtime::rows::{copy_into_staging, select_all};
 use cdc_runtime::{Migrations, Migrator};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use crate::database::Database;
 
@@ -34,6 +36,7 @@ use rows::directory::{Actor, AllTypes, OrderDetails};
 const REPLICAS: usize = 3;
 
 fn main() -> anyhow::Result<()> {
+    install_log_output();
     let env = std::env::var("CDC_ENV").unwrap_or_else(|_| "dev".to_string());
     let dbname = MIGRATIONS.database(&env).unwrap_or("postgres");
     println!(
@@ -111,6 +114,19 @@ fn main() -> anyhow::Result<()> {
         AllTypes::COLUMNS.len()
     );
     Ok(())
+}
+
+/// The runtime's events (files applied, lock waits, merge rounds) go to
+/// stderr, at info unless `RUST_LOG` says otherwise; stdout is the demo's.
+fn install_log_output() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// Boots [`REPLICAS`] replicas at once, each applying the embedded migrations

@@ -1,14 +1,15 @@
 //! TLS modes against a real server with a (self-signed) certificate:
 //! `require` encrypts without verifying, `verify-full` refuses an untrusted
-//! certificate, `disable` stays plain.
+//! certificate, `disable` stays plain; with both drivers' connect functions.
+
+mod drivers;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 use std::time::Duration;
 
 use cdc_runtime::{ApplyError, ConnectOptions, SslMode};
-// The harness crate was renamed from `tests` to `cdc_testkit`; the alias keeps this file's body as it was.
-use cdc_testkit as tests;
+use drivers::{Driver, Session};
 
 fn make_certificate(dir: &std::path::Path) -> bool {
     let ok = Command::new("openssl")
@@ -71,49 +72,49 @@ fn tls_modes_behave_like_libpq() {
     }
     let cert = dir.path().join("server.crt").to_string_lossy().into_owned();
     let key = dir.path().join("server.key").to_string_lossy().into_owned();
-    let server = tests::PgServer::start_with(&[
+    let server = cdc_testkit::PgServer::start_with(&[
         ("ssl", "on"),
         ("ssl_cert_file", &cert),
         ("ssl_key_file", &key),
     ])
     .expect("server with TLS");
     let options = |sslmode| ConnectOptions {
-        host: server.host().into(),
-        port: server.port(),
-        user: server.user().into(),
-        password: None,
-        dbname: "postgres".into(),
         sslmode,
-        connect_timeout: Duration::from_secs(5),
         retry_for: Duration::from_millis(300),
+        ..drivers::plain_options(&server, "postgres")
     };
-    let encrypted = |client: &mut postgres::Client| -> bool {
-        client
-            .query_one(
-                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .expect("pg_stat_ssl")
-            .get(0)
+    let encrypted = |session: &mut Session| -> bool {
+        session.value("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
     };
-    let mut required = cdc_runtime::connect(&options(SslMode::Require))
-        .expect("require accepts a self-signed certificate");
-    assert!(encrypted(&mut required));
-    let mut preferred = cdc_runtime::connect(&options(SslMode::Prefer)).expect("prefer");
-    assert!(encrypted(&mut preferred));
-    let mut plain = cdc_runtime::connect(&options(SslMode::Disable)).expect("disable");
-    assert!(!encrypted(&mut plain));
-    match cdc_runtime::connect(&options(SslMode::VerifyFull)) {
-        Err(ApplyError::Connect { source, .. }) => {
-            let text = format!("{source:?}").to_lowercase();
-            assert!(
-                text.contains("certificate") || text.contains("tls") || text.contains("ssl"),
-                "{text}"
-            );
+    // One server for both drivers; every message names the driver.
+    for driver in [Driver::Blocking, Driver::Async] {
+        let mut required = driver
+            .connect(&options(SslMode::Require))
+            .unwrap_or_else(|e| panic!("{driver}: require accepts a self-signed certificate: {e}"));
+        assert!(encrypted(&mut required), "{driver}: require encrypts");
+        let mut preferred = driver
+            .connect(&options(SslMode::Prefer))
+            .unwrap_or_else(|e| panic!("{driver}: prefer: {e}"));
+        assert!(
+            encrypted(&mut preferred),
+            "{driver}: prefer encrypts when offered"
+        );
+        let mut plain = driver
+            .connect(&options(SslMode::Disable))
+            .unwrap_or_else(|e| panic!("{driver}: disable: {e}"));
+        assert!(!encrypted(&mut plain), "{driver}: disable stays plain");
+        match driver.connect(&options(SslMode::VerifyFull)) {
+            Err(ApplyError::Connect { source, .. }) => {
+                let text = format!("{source:?}").to_lowercase();
+                assert!(
+                    text.contains("certificate") || text.contains("tls") || text.contains("ssl"),
+                    "{driver}: {text}"
+                );
+            }
+            other => panic!(
+                "{driver}: verify-full accepted an untrusted certificate: {:?}",
+                other.map(|_| ())
+            ),
         }
-        other => panic!(
-            "verify-full accepted an untrusted certificate: {:?}",
-            other.map(|_| ())
-        ),
     }
 }
