@@ -4,9 +4,9 @@ mod management;
 mod staging;
 mod table;
 
-use cdc_core::layout::{INFRASTRUCTURE_DIR, STAGING_SUFFIX, TABLES_DIR};
 use cdc_core::checksum::{assemble, assemble_with};
 use cdc_core::history::MANAGEMENT_SCHEMA;
+use cdc_core::layout::{INFRASTRUCTURE_DIR, STAGING_SUFFIX, TABLES_DIR};
 use cdc_core::manifest::Manifest;
 
 use crate::ident::{derived_name, quote_ident};
@@ -257,7 +257,7 @@ impl<'a> SinkRenderer<'a> {
                             .into(),
                     ],
                 ),
-                &render_management(),
+                render_management(),
             ),
             FileKind::Table(index) | FileKind::Staging(index) => {
                 let table = &self.sink.tables[index];
