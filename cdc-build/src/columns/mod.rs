@@ -4,8 +4,17 @@
 //! columns; the renderers and the diff engine both call it, so what is compared
 //! is exactly what is generated.
 
+mod defaults;
+mod metadata;
+
 use std::collections::{BTreeMap, HashMap};
 
+pub use self::defaults::translate_default;
+pub use self::metadata::{
+    cdc_metadata_columns, staging_extra_columns, COL_IS_DELETED, COL_KAFKA_OFFSET,
+    COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE, COL_SOURCE_TS,
+    COL_SYNC_TIMESTAMP, METADATA_NAMES,
+};
 use crate::ident::check_identifier;
 use crate::model::{OneOrMany, RawTable, RawTemplate, RawTemplateRef};
 use crate::types::{MssqlType, PgType, TypeMapping};
@@ -36,79 +45,6 @@ pub struct Column {
     pub origin: ColumnOrigin,
     /// The MSSQL type, for source columns.
     pub source_type: Option<String>,
-}
-
-/// Name of the operation column (`INSERT`, `UPDATE`, `DELETE`, `READ`, or Debezium's `c`/`u`/`d`/`r`).
-pub const COL_OPERATION: &str = "__cdc_operation";
-/// Source commit time in epoch milliseconds: first part of an event's position.
-pub const COL_SOURCE_TS: &str = "__source_ts_ms";
-/// Kafka offset: second part of an event's position.
-pub const COL_KAFKA_OFFSET: &str = "__kafka_offset";
-/// Source identifier (database, tenant).
-pub const COL_SOURCE: &str = "__source";
-/// Soft-delete marker.
-pub const COL_IS_DELETED: &str = "__is_deleted";
-/// When the row was last merged.
-pub const COL_SYNC_TIMESTAMP: &str = "__sync_timestamp";
-/// Kafka partition (staging only).
-pub const COL_KAFKA_PARTITION: &str = "__kafka_partition";
-/// Kafka record timestamp (staging only).
-pub const COL_KAFKA_TIMESTAMP: &str = "__kafka_timestamp";
-
-/// The six CDC metadata columns every final table ends with.
-pub fn cdc_metadata_columns() -> Vec<Column> {
-    let meta = |name: &str, pg_type, not_null, default: Option<&str>| Column {
-        name: name.to_string(),
-        pg_type,
-        not_null,
-        default: default.map(str::to_string),
-        origin: ColumnOrigin::Metadata,
-        source_type: None,
-    };
-    vec![
-        meta(COL_OPERATION, PgType::Text, false, None),
-        meta(COL_SOURCE_TS, PgType::BigInt, false, None),
-        meta(COL_KAFKA_OFFSET, PgType::BigInt, false, None),
-        meta(COL_SOURCE, PgType::Text, false, None),
-        meta(COL_IS_DELETED, PgType::Boolean, true, Some("false")),
-        meta(
-            COL_SYNC_TIMESTAMP,
-            PgType::TimestampTz(None),
-            true,
-            Some("now()"),
-        ),
-    ]
-}
-
-/// Names of the metadata columns of final and staging tables, in the order of
-/// [`cdc_metadata_columns`] then [`staging_extra_columns`].
-pub const METADATA_NAMES: [&str; 8] = [
-    COL_OPERATION,
-    COL_SOURCE_TS,
-    COL_KAFKA_OFFSET,
-    COL_SOURCE,
-    COL_IS_DELETED,
-    COL_SYNC_TIMESTAMP,
-    COL_KAFKA_PARTITION,
-    COL_KAFKA_TIMESTAMP,
-];
-
-/// The columns a staging table has beyond the final table's.
-pub fn staging_extra_columns() -> Vec<Column> {
-    [
-        (COL_KAFKA_PARTITION, PgType::Integer),
-        (COL_KAFKA_TIMESTAMP, PgType::TimestampTz(None)),
-    ]
-    .into_iter()
-    .map(|(name, pg_type)| Column {
-        name: name.to_string(),
-        pg_type,
-        not_null: false,
-        default: None,
-        origin: ColumnOrigin::Metadata,
-        source_type: None,
-    })
-    .collect()
 }
 
 /// A problem found by the pipeline, with the field it concerns.
@@ -451,84 +387,9 @@ fn same_lowercase(a: &str, b: &str) -> bool {
     }
 }
 
-/// Translates the MSSQL defaults that have an exact PostgreSQL meaning.
-pub fn translate_default(mssql: &str, pg_type: &PgType) -> Option<String> {
-    let mut text = mssql.trim();
-    while let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
-        text = inner.trim();
-    }
-    let lower = text.to_ascii_lowercase();
-    match lower.as_str() {
-        "getdate()" | "sysdatetime()" | "current_timestamp" => {
-            return matches!(
-                pg_type,
-                PgType::Timestamp(_) | PgType::TimestampTz(_) | PgType::Date
-            )
-            .then(|| "now()".to_string())
-        }
-        "getutcdate()" | "sysutcdatetime()" => {
-            return matches!(pg_type, PgType::Timestamp(_))
-                .then(|| "timezone('utc', now())".to_string())
-        }
-        "sysdatetimeoffset()" => {
-            return matches!(pg_type, PgType::TimestampTz(_)).then(|| "now()".to_string())
-        }
-        "newid()" | "newsequentialid()" => {
-            return matches!(pg_type, PgType::Uuid).then(|| "gen_random_uuid()".to_string())
-        }
-        _ => {}
-    }
-    let numeric = {
-        let digits = lower.strip_prefix('-').unwrap_or(&lower);
-        !digits.is_empty()
-            && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
-            && digits.chars().filter(|c| *c == '.').count() <= 1
-            && !digits.starts_with('.')
-            && !digits.ends_with('.')
-    };
-    if numeric {
-        return match pg_type {
-            PgType::Boolean => match lower.as_str() {
-                "0" => Some("false".to_string()),
-                "1" => Some("true".to_string()),
-                _ => None,
-            },
-            PgType::SmallInt
-            | PgType::Integer
-            | PgType::BigInt
-            | PgType::Numeric(_)
-            | PgType::Real
-            | PgType::Double => Some(lower.clone()),
-            _ => None,
-        };
-    }
-    let quoted = text.strip_prefix('N').unwrap_or(text);
-    if quoted.len() >= 2 && quoted.starts_with('\'') && quoted.ends_with('\'') {
-        let inner = &quoted[1..quoted.len() - 1];
-        if inner.replace("''", "").contains('\'') {
-            return None;
-        }
-        let value = inner.replace("''", "'");
-        return matches!(pg_type, PgType::Char(_) | PgType::Varchar(_) | PgType::Text)
-            .then(|| crate::ident::quote_literal(&value));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metadata_names_match_the_columns() {
-        let names: Vec<String> = cdc_metadata_columns()
-            .into_iter()
-            .chain(staging_extra_columns())
-            .map(|c| c.name)
-            .collect();
-        assert_eq!(names, METADATA_NAMES);
-        assert!(METADATA_NAMES.iter().all(|n| *n == n.to_lowercase()));
-    }
 
     #[test]
     fn lowercase_comparison() {
@@ -537,35 +398,5 @@ mod tests {
         // KELVIN SIGN lowercases to an ASCII k.
         assert!(same_lowercase("\u{212A}ey", "key"));
         assert!(same_lowercase("Äpfel", "äPFEL"));
-    }
-
-    #[test]
-    fn defaults() {
-        assert_eq!(
-            translate_default("((0))", &PgType::Boolean).as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            translate_default("((42))", &PgType::Integer).as_deref(),
-            Some("42")
-        );
-        assert_eq!(
-            translate_default("(-1.5)", &PgType::Numeric(None)).as_deref(),
-            Some("-1.5")
-        );
-        assert_eq!(
-            translate_default("(getdate())", &PgType::Timestamp(Some(3))).as_deref(),
-            Some("now()")
-        );
-        assert_eq!(
-            translate_default("(newid())", &PgType::Uuid).as_deref(),
-            Some("gen_random_uuid()")
-        );
-        assert_eq!(
-            translate_default("(N'it''s')", &PgType::Varchar(Some(5))).as_deref(),
-            Some("'it''s'")
-        );
-        assert_eq!(translate_default("(dbo.fn())", &PgType::Integer), None);
-        assert_eq!(translate_default("((1))", &PgType::Uuid), None);
     }
 }
