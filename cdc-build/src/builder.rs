@@ -49,10 +49,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::loader::{find_project_root, load_project, Filter};
+use crate::loader::{load_project, Filter};
 use crate::output::{existing_files, sync_sink, ChangeKind, SinkPlan, SyncMode};
 use crate::project::Project;
 use crate::render::{render_sink, GeneratedSink, MANIFEST_FILE};
+use crate::root::{find_project_root, RootMarker};
 use crate::rows::{render_rows, rows_fingerprint, RowsError};
 
 /// Where the sinks go inside `OUT_DIR`; `cdc-macros` reads the same directory.
@@ -255,7 +256,7 @@ impl Builder {
             (None, Some(base)) => base.clone(),
             (None, None) => return Err(BuildError::MissingEnv("CARGO_MANIFEST_DIR")),
         };
-        let root = find_project_root(&start)?;
+        let root = find_project_root(&start, RootMarker::Services)?;
         let project = load_project(&root, &self.filter)?;
         let generated_at = cdc_core::time::now_utc();
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::root::RootMarker;
+
 /// One problem in the input, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -79,11 +81,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// No `services/` directory was found from the start directory upward.
-    #[error("no project found: no `services/` directory in {} or any parent directory", .start.display())]
+    /// No directory from the start directory upward holds what marks a project.
+    #[error("no project found: no {marker} directory in {} or any parent directory", .start.display())]
     ProjectNotFound {
         /// Where the search started.
         start: PathBuf,
+        /// What was looked for.
+        marker: RootMarker,
     },
 }
 
@@ -167,5 +171,13 @@ mod tests {
         assert_eq!(locate(text, &["zz"]), None);
         let list = "x: 1\ncolumns:\n  - name: a\n    type: int\n  - {name: b}\n";
         assert_eq!(locate_item(list, "columns:", 1), Some(5));
+        let not_found = Error::ProjectNotFound {
+            start: "/p".into(),
+            marker: RootMarker::ServicesOrMigrations,
+        };
+        assert_eq!(
+            not_found.to_string(),
+            "no project found: no `migrations/` or `services/` directory in /p or any parent directory"
+        );
     }
 }

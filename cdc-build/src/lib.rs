@@ -42,14 +42,16 @@ pub mod model;
 pub mod output;
 pub mod project;
 pub mod render;
+pub mod root;
 pub mod rows;
 pub mod types;
 pub mod yaml;
 
 pub use error::{Diagnostic, Error};
-pub use loader::{find_project_root, load_project, Filter};
+pub use loader::{load_project, Filter};
 pub use project::{Project, Sink, SinkTable};
 pub use render::{GeneratedFile, GeneratedSink};
+pub use root::{find_project_root, RootMarker};
 
 /// Renders every sink of a loaded project; no I/O. `generated_at` goes into the
 /// `Generated:` header lines and the manifest.

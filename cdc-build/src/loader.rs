@@ -36,16 +36,6 @@ pub struct Filter {
     pub sink: Option<String>,
 }
 
-/// Finds the project root: the first directory from `start` upward that holds `services/`.
-pub fn find_project_root(start: &Path) -> Result<PathBuf, Error> {
-    let start = start.canonicalize().map_err(|e| Error::io(start, e))?;
-    start
-        .ancestors()
-        .find(|dir| dir.join("services").is_dir())
-        .map(Path::to_path_buf)
-        .ok_or(Error::ProjectNotFound { start })
-}
-
 /// Loads the whole project under `root`.
 pub fn load_project(root: &Path, filter: &Filter) -> Result<Project, Error> {
     Loader::new(root).load(filter)

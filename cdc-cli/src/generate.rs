@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use cdc_build::output::{sync_sink, ChangeKind, SinkPlan, SyncMode};
 use cdc_build::render::SinkRenderer;
-use cdc_build::{find_project_root, load_project, Filter};
+use cdc_build::{find_project_root, load_project, Filter, RootMarker};
 
 use crate::GenerateArgs;
 
@@ -18,7 +18,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let root = find_project_root(&start)?;
+    let root = find_project_root(&start, RootMarker::Services)?;
     let filter = Filter {
         service: args.service.clone(),
         sink: args.sink.clone(),
