@@ -49,7 +49,7 @@ pub mod yaml;
 
 pub use error::{Diagnostic, Error};
 pub use loader::{load_project, Filter};
-pub use project::{Project, Sink, SinkTable};
+pub use project::{Project, Sink, SinkTable, TableNames};
 pub use render::{GeneratedFile, GeneratedSink};
 pub use root::{find_project_root, RootMarker};
 

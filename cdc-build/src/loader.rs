@@ -17,7 +17,7 @@ use crate::model::{
     OneOrMany, RawMapping, RawService, RawSinkTable, RawSourceTable, RawTable, RawTemplate,
     RawTemplates,
 };
-use crate::project::{Pattern, Project, Service, Sink, SinkTable};
+use crate::project::{Pattern, Project, Service, Sink, SinkTable, TableNames};
 use crate::types::{PgType, TypeMapping};
 use crate::yaml::read_text;
 pub use crate::yaml::{parse_yaml, MAX_INDENT, MAX_NESTING, MAX_YAML_BYTES};
@@ -476,6 +476,7 @@ impl Loader {
                     target_exists: entry.target_exists.unwrap_or(false)
                         || entry.replicate_structure == Some(false),
                     soft_delete: entry.soft_delete.or(raw_sink.soft_delete).unwrap_or(false),
+                    names: TableNames::derive(target_table),
                 });
             }
             tables.sort_by(|a, b| {

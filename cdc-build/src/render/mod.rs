@@ -6,10 +6,10 @@ mod table;
 
 use cdc_core::checksum::{assemble, assemble_with};
 use cdc_core::history::MANAGEMENT_SCHEMA;
-use cdc_core::layout::{INFRASTRUCTURE_DIR, STAGING_SUFFIX, TABLES_DIR};
+use cdc_core::layout::{INFRASTRUCTURE_DIR, TABLES_DIR};
 use cdc_core::manifest::Manifest;
 
-use crate::ident::{derived_name, quote_ident};
+use crate::ident::quote_ident;
 use crate::project::{Sink, SinkTable};
 
 pub use management::render_management;
@@ -22,8 +22,6 @@ pub const SCHEMAS_FILE: &str = "00-infrastructure/01-create-schemas.sql";
 pub const MANAGEMENT_FILE: &str = "00-infrastructure/02-cdc-management.sql";
 /// Name of the manifest inside a sink directory.
 pub const MANIFEST_FILE: &str = "manifest.yaml";
-/// Name of the statement trigger on every staging table (trigger names are per table).
-pub const MARK_TRIGGER: &str = "cdc_mark_for_merge";
 
 /// One generated file of a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,37 +61,15 @@ impl GeneratedSink {
     }
 }
 
-/// Derived names of one table's objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableNames {
-    /// Staging table (`stg_<Table>`).
-    pub staging: String,
-    /// Merge function (`sp_merge_<Table>`).
-    pub merge_function: String,
-    /// Index on `__sync_timestamp`.
-    pub sync_index: String,
-}
-
-impl TableNames {
-    /// Derives the names, each within PostgreSQL's 63-byte limit.
-    pub fn of(table: &SinkTable) -> TableNames {
-        TableNames {
-            staging: derived_name("stg_", &table.target_table, ""),
-            merge_function: derived_name("sp_merge_", &table.target_table, ""),
-            sync_index: derived_name("", &table.target_table, "__sync_ts_idx"),
-        }
-    }
-}
-
 /// Names a table's files create in its schema, as `(what, namespace key)`;
 /// relations and functions live in separate namespaces.
 pub fn relation_names(table: &SinkTable) -> Vec<(&'static str, String)> {
-    let names = TableNames::of(table);
+    let names = &table.names;
     let mut out = vec![
         ("final table", format!("rel:{}", table.target_table)),
         ("index", format!("rel:{}", names.sync_index)),
     ];
-    if !table.primary_key.is_empty() {
+    if table.has_staging() {
         out.push(("staging table", format!("rel:{}", names.staging)));
         out.push(("merge function", format!("fn:{}", names.merge_function)));
     }
@@ -191,12 +167,12 @@ impl<'a> SinkRenderer<'a> {
         });
         for (index, table) in self.sink.tables.iter().enumerate() {
             files.push(FileSpec {
-                path: format!("{TABLES_DIR}/{}.sql", table.target_table),
+                path: table.names.table_file.clone(),
                 kind: FileKind::Table(index),
             });
-            if !table.primary_key.is_empty() {
+            if table.has_staging() {
                 files.push(FileSpec {
-                    path: format!("{TABLES_DIR}/{}{STAGING_SUFFIX}", table.target_table),
+                    path: table.names.staging_file.clone(),
                     kind: FileKind::Staging(index),
                 });
             }
@@ -261,7 +237,7 @@ impl<'a> SinkRenderer<'a> {
             ),
             FileKind::Table(index) | FileKind::Staging(index) => {
                 let table = &self.sink.tables[index];
-                let names = TableNames::of(table);
+                let names = &table.names;
                 let source = format!(
                     "Source: MSSQL {}{}",
                     table
@@ -282,13 +258,13 @@ impl<'a> SinkRenderer<'a> {
                     assemble_with(
                         &header(self.generated_at, &[source, target(&table.target_table)]),
                         table::table_capacity(table),
-                        |out| table::push_table(out, table, &names),
+                        |out| table::push_table(out, table),
                     )
                 } else {
                     assemble_with(
                         &header(self.generated_at, &[source, target(&names.staging)]),
                         staging::staging_capacity(table),
-                        |out| staging::push_staging(out, table, &names),
+                        |out| staging::push_staging(out, table),
                     )
                 }
             }

@@ -28,6 +28,7 @@ mod names;
 
 use std::collections::BTreeMap;
 
+use cdc_core::layout::OUT_DIR_ROWS;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 use rayon::prelude::*;
@@ -38,7 +39,7 @@ pub use self::names::{camel_case, field_names, snake_case};
 use crate::columns::{Column, COL_IS_DELETED, COL_SYNC_TIMESTAMP};
 use crate::ident::{qualified, quote_ident};
 use crate::project::{Sink, SinkTable};
-use crate::render::{mssql_name, TableNames};
+use crate::render::mssql_name;
 use crate::types::PgType;
 
 /// First line of the generated file.
@@ -174,10 +175,10 @@ pub fn render_rows<'a>(sinks: impl IntoIterator<Item = &'a Sink>) -> Result<Stri
     out.push_str(GENERATED_HEADER);
     out.push('\n');
     out.push_str(&fingerprint);
-    out.push_str(
+    out.push_str(&format!(
         "\n// Row structs of the sink tables: include with\n\
-         // `include!(concat!(env!(\"OUT_DIR\"), \"/cdc/rows.rs\"));`\n",
-    );
+         // `include!(concat!(env!(\"OUT_DIR\"), \"/{OUT_DIR_ROWS}\"));`\n"
+    ));
     for (schema, module, tables) in &modules {
         out.push_str(&format!(
             "\n/// Tables of target schema `{schema}`.\n#[allow(dead_code)]\npub mod {module} {{\n"
@@ -304,7 +305,8 @@ fn render_table(entry: &TableEntry<'_>, name: &Ident) -> TokenStream {
         .zip(&consts)
         .map(|(field, konst)| quote!(#field: row.try_get(Self::#konst)?,));
 
-    let staging = (!table.primary_key.is_empty())
+    let staging = table
+        .has_staging()
         .then(|| render_staging(table, name, &field_idents, &consts));
     let staging_const = staging.as_ref().map(|(staging_table, _)| {
         let value = Literal::string(staging_table);
@@ -359,13 +361,13 @@ fn render_table(entry: &TableEntry<'_>, name: &Ident) -> TokenStream {
 }
 
 /// The staging table's name and the `StagingRow` impl.
-fn render_staging(
-    table: &SinkTable,
+fn render_staging<'t>(
+    table: &'t SinkTable,
     name: &Ident,
     fields: &[Ident],
     consts: &[Ident],
-) -> (String, TokenStream) {
-    let staging_table = TableNames::of(table).staging;
+) -> (&'t str, TokenStream) {
+    let staging_table = &table.names.staging;
     let staged: Vec<usize> = (0..table.columns.len())
         .filter(|&i| {
             !matches!(
@@ -376,7 +378,7 @@ fn render_staging(
         .collect();
     let copy = Literal::string(&format!(
         "COPY {} ({}) FROM STDIN (FORMAT binary)",
-        qualified(&table.target_schema, &staging_table),
+        qualified(&table.target_schema, staging_table),
         staged
             .iter()
             .map(|&i| quote_ident(&table.columns[i].name))
@@ -389,7 +391,7 @@ fn render_staging(
         let wire = wire_type(&table.columns[i].pg_type);
         quote!(row.field(Self::#konst, &#wire, &self.#field)?;)
     });
-    let value = Literal::string(&staging_table);
+    let value = Literal::string(staging_table);
     let tokens = quote! {
         impl ::cdc_runtime::rows::StagingRow for #name {
             const STAGING_TABLE: &'static str = #value;
