@@ -38,6 +38,7 @@ pub mod error;
 mod fast_table;
 pub mod ident;
 pub mod loader;
+pub mod location;
 pub mod model;
 pub mod output;
 pub mod project;

@@ -9,15 +9,6 @@ use crate::columns::Column;
 use crate::error::Diagnostic;
 use crate::ident::derived_name;
 
-/// How tenants map to source databases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pattern {
-    /// One MSSQL database per customer (the default).
-    DbPerTenant,
-    /// One MSSQL database with a `customer_id` in every table.
-    DbShared,
-}
-
 /// A loaded project, ready to generate.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -43,10 +34,6 @@ impl Project {
 pub struct Service {
     /// Service name (the root key of the file).
     pub name: String,
-    /// The service file, relative to the project root.
-    pub file: PathBuf,
-    /// Tenancy pattern.
-    pub pattern: Pattern,
     /// Sinks in name order.
     pub sinks: Vec<Sink>,
 }
@@ -56,8 +43,6 @@ pub struct Service {
 pub struct Sink {
     /// Sink name, such as `sink_asma.directory`.
     pub name: String,
-    /// The service that defines it.
-    pub service: String,
     /// Database per environment.
     pub databases: BTreeMap<String, String>,
     /// Tables in `(target schema, table)` order.
@@ -91,8 +76,6 @@ pub struct SinkTable {
     pub source_schema: String,
     /// Source table.
     pub source_table: String,
-    /// The table YAML, relative to the project root.
-    pub source_file: PathBuf,
     /// Final-table columns: source, templates, CDC metadata.
     pub columns: Vec<Column>,
     /// Primary key, in key order; empty when the table has none.

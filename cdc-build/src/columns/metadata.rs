@@ -28,7 +28,6 @@ pub fn cdc_metadata_columns() -> Vec<Column> {
         not_null,
         default: default.map(str::to_string),
         origin: ColumnOrigin::Metadata,
-        source_type: None,
     };
     vec![
         meta(COL_OPERATION, PgType::Text, false, None),
@@ -71,7 +70,6 @@ pub fn staging_extra_columns() -> Vec<Column> {
         not_null: false,
         default: None,
         origin: ColumnOrigin::Metadata,
-        source_type: None,
     })
     .collect()
 }

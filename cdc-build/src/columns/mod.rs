@@ -9,6 +9,8 @@ mod metadata;
 
 use std::collections::{BTreeMap, HashMap};
 
+use cdc_core::layout::TEMPLATES_FILE;
+
 pub use self::defaults::translate_default;
 pub use self::metadata::{
     cdc_metadata_columns, staging_extra_columns, COL_IS_DELETED, COL_KAFKA_OFFSET,
@@ -16,6 +18,7 @@ pub use self::metadata::{
     COL_SYNC_TIMESTAMP, METADATA_NAMES,
 };
 use crate::ident::check_identifier;
+use crate::location::YamlPath;
 use crate::model::{OneOrMany, RawTable, RawTemplate, RawTemplateRef};
 use crate::types::{MssqlType, PgType, TypeMapping};
 
@@ -43,25 +46,51 @@ pub struct Column {
     pub default: Option<String>,
     /// Where the column comes from.
     pub origin: ColumnOrigin,
-    /// The MSSQL type, for source columns.
-    pub source_type: Option<String>,
 }
 
-/// A problem found by the pipeline, with the field it concerns.
+/// The file and node a pipeline problem concerns; paths are relative to the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueSite {
+    /// The table YAML, from its root (`columns[2]`, `primary_key`).
+    TableFile(YamlPath),
+    /// The service file, under the source table's entry
+    /// (`<service>.source.tables.<schema>.<Table>`): `ignore_columns`, `primary_key`.
+    SourceTableEntry(YamlPath),
+    /// The service file, under the sink table's entry
+    /// (`<service>.sinks.<sink>.tables.<schema>.<Table>`): `column_templates`.
+    SinkTableEntry(YamlPath),
+}
+
+/// A problem found by the pipeline, with the field it concerns and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineIssue {
-    /// Field path in the table YAML, or in the service file when `in_service` is set.
+    /// The field as reported, relative to its site's entry (`columns[2].type`, `ignore_columns`).
     pub field: String,
-    /// Needles to locate the line (see [`crate::error::locate`]).
-    pub locate: Vec<String>,
-    /// Whether the problem is in the service file rather than the table YAML.
-    pub in_service: bool,
+    /// The file and node the problem concerns.
+    pub site: IssueSite,
     /// What is wrong.
     pub message: String,
 }
 
-/// A locate needle meaning "the n-th item of `columns:`".
-pub const ITEM_LOCATOR: &str = "#columns-item:";
+impl PipelineIssue {
+    fn new(field: impl Into<String>, site: IssueSite, message: impl Into<String>) -> PipelineIssue {
+        PipelineIssue {
+            field: field.into(),
+            site,
+            message: message.into(),
+        }
+    }
+
+    /// A problem with the `index`-th item of the table's `columns`, in `field` of it.
+    fn column(index: usize, field: &str, message: impl Into<String>) -> PipelineIssue {
+        let item = YamlPath::root().key("columns").item(index);
+        PipelineIssue::new(
+            item.clone().key(field).to_string(),
+            IssueSite::TableFile(item),
+            message,
+        )
+    }
+}
 
 /// Inputs of the pipeline for one sink table.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +122,23 @@ pub struct TableColumns {
     pub warnings: Vec<PipelineIssue>,
 }
 
+/// Where a column name was first seen, for collisions with later names.
+#[derive(Debug, Clone, Copy)]
+enum FirstSeen<'a> {
+    /// The `index`-th column of the table YAML.
+    Source(&'a str, usize),
+    /// The `index`-th column template reference of the sink table.
+    Template(&'a str, usize),
+}
+
+impl<'a> FirstSeen<'a> {
+    fn name(self) -> &'a str {
+        match self {
+            FirstSeen::Source(name, _) | FirstSeen::Template(name, _) => name,
+        }
+    }
+}
+
 /// Builds a table's full column list: source columns (minus `ignore_columns`,
 /// limited by `include_columns`), then column templates, then the CDC metadata
 /// columns. Every problem found is returned, not just the first.
@@ -103,12 +149,9 @@ pub fn build_full_column_list(
     let mut warnings = Vec::new();
     let table = input.table;
     // Lowercased name → the first column that has it.
-    let mut seen: HashMap<String, &str> = HashMap::with_capacity(table.columns.len() + 8);
-    let issue = |field: String, locate: Vec<String>, message: String| PipelineIssue {
-        field,
-        locate,
-        in_service: false,
-        message,
+    let mut seen: HashMap<String, FirstSeen<'_>> = HashMap::with_capacity(table.columns.len() + 8);
+    let in_options = |list: &str, name: &str| {
+        IssueSite::SourceTableEntry(YamlPath::root().key(list).scalar(name))
     };
 
     // Names that the service file refers to must exist. Of columns with the
@@ -126,15 +169,14 @@ pub fn build_full_column_list(
     ] {
         for name in list.unwrap_or_default() {
             if known(name).is_none() {
-                issues.push(PipelineIssue {
-                    field: list_name.to_string(),
-                    locate: vec![list_name.to_string(), name.clone()],
-                    in_service: true,
-                    message: format!(
+                issues.push(PipelineIssue::new(
+                    list_name,
+                    in_options(list_name, name),
+                    format!(
                         "column `{name}` is not a column of {}.{}",
                         table.schema, table.table
                     ),
-                });
+                ));
             }
         }
     }
@@ -163,11 +205,14 @@ pub fn build_full_column_list(
     for name in primary_key {
         match known(name) {
             Some(column) => primary_key_resolved.push(column.name.clone()),
-            None => issues.push(PipelineIssue {
-                field: "primary_key".to_string(),
-                locate: vec!["primary_key".to_string(), name.clone()],
-                in_service: key_from_service,
-                message: format!(
+            None => issues.push(PipelineIssue::new(
+                "primary_key",
+                if key_from_service {
+                    in_options("primary_key", name)
+                } else {
+                    IssueSite::TableFile(YamlPath::root().key("primary_key").scalar(name))
+                },
+                format!(
                     "primary key names `{name}`, which is not a column of {}.{} (columns: {})",
                     table.schema,
                     table.table,
@@ -178,7 +223,7 @@ pub fn build_full_column_list(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            }),
+            )),
         }
     }
 
@@ -195,23 +240,23 @@ pub fn build_full_column_list(
     };
     let mut columns = Vec::with_capacity(table.columns.len() + input.template_refs.len() + 6);
     for (index, raw) in table.columns.iter().enumerate() {
-        let field = |name: &str| format!("columns[{index}].{name}");
-        let locate = || vec![format!("{ITEM_LOCATOR}{index}")];
         if let Err(message) = check_identifier(&raw.name) {
-            issues.push(issue(
-                field("name"),
-                locate(),
+            issues.push(PipelineIssue::column(
+                index,
+                "name",
                 format!("column name cannot be represented in PostgreSQL: {message}"),
             ));
             continue;
         }
-        if let Some(first) = seen.insert(raw.name.to_lowercase(), &raw.name) {
-            issues.push(issue(
-                field("name"),
-                vec![format!("{ITEM_LOCATOR}{index}")],
+        let lowercase = raw.name.to_lowercase();
+        if let Some(first) = seen.insert(lowercase, FirstSeen::Source(&raw.name, index)) {
+            issues.push(PipelineIssue::column(
+                index,
+                "name",
                 format!(
-                    "column `{}` is listed twice (case-insensitively the same as `{first}`)",
-                    raw.name
+                    "column `{}` is listed twice (case-insensitively the same as `{}`)",
+                    raw.name,
+                    first.name()
                 ),
             ));
             continue;
@@ -219,15 +264,14 @@ pub fn build_full_column_list(
         let in_key = primary_key_resolved.iter().any(|k| k == &raw.name);
         if ignored(&raw.name) || (!included(&raw.name) && !in_key) {
             if in_key {
-                issues.push(PipelineIssue {
-                    field: "ignore_columns".to_string(),
-                    locate: vec!["ignore_columns".to_string(), raw.name.clone()],
-                    in_service: true,
-                    message: format!(
+                issues.push(PipelineIssue::new(
+                    "ignore_columns",
+                    in_options("ignore_columns", &raw.name),
+                    format!(
                         "`{}` is part of the primary key and cannot be ignored",
                         raw.name
                     ),
-                });
+                ));
             }
             continue;
         }
@@ -235,25 +279,25 @@ pub fn build_full_column_list(
             match MssqlType::from_parts(&raw.type_name, raw.max_length, raw.precision, raw.scale) {
                 Ok(ty) => ty,
                 Err(message) => {
-                    issues.push(issue(field("type"), locate(), message));
+                    issues.push(PipelineIssue::column(index, "type", message));
                     continue;
                 }
             };
         let mapped = match input.mapping.map(&mssql) {
             Ok(mapped) => mapped,
             Err(message) => {
-                issues.push(issue(
-                    field("type"),
-                    locate(),
+                issues.push(PipelineIssue::column(
+                    index,
+                    "type",
                     format!("`{mssql}`: {message}"),
                 ));
                 continue;
             }
         };
         if mapped.fallback {
-            warnings.push(issue(
-                field("type"),
-                locate(),
+            warnings.push(PipelineIssue::column(
+                index,
+                "type",
                 format!(
                     "unknown MSSQL type `{}` of column {}.{}.{} mapped to text",
                     raw.type_name, table.schema, table.table, raw.name
@@ -274,9 +318,9 @@ pub fn build_full_column_list(
                     && !text.trim().is_empty()
                     && !text.eq_ignore_ascii_case("null")
                 {
-                    warnings.push(issue(
-                        field("default_value"),
-                        locate(),
+                    warnings.push(PipelineIssue::column(
+                        index,
+                        "default_value",
                         format!("MSSQL default `{text}` of column `{}` has no PostgreSQL translation; the column gets no default", raw.name),
                     ));
                 }
@@ -289,32 +333,36 @@ pub fn build_full_column_list(
             not_null: in_key || !raw.nullable,
             default,
             origin: ColumnOrigin::Source,
-            source_type: Some(mssql.to_string()),
         });
     }
     if table.columns.is_empty() {
-        issues.push(issue(
-            "columns".to_string(),
-            vec!["columns".to_string()],
-            "a table needs at least one column".to_string(),
+        let columns = YamlPath::root().key("columns");
+        issues.push(PipelineIssue::new(
+            columns.to_string(),
+            IssueSite::TableFile(columns),
+            "a table needs at least one column",
         ));
     }
 
     for (index, reference) in input.template_refs.iter().enumerate() {
-        let field = format!("column_templates[{index}].template");
-        let service_issue = |message: String| PipelineIssue {
-            field: field.clone(),
-            locate: vec!["column_templates".to_string(), reference.template.clone()],
-            in_service: true,
-            message,
+        let field = YamlPath::root()
+            .key("column_templates")
+            .item(index)
+            .key("template");
+        let template_issue = |message: String| {
+            PipelineIssue::new(
+                field.to_string(),
+                IssueSite::SinkTableEntry(field.clone()),
+                message,
+            )
         };
         let Some(template) = input.templates.get(&reference.template) else {
             let known: Vec<&str> = input.templates.keys().map(String::as_str).collect();
-            issues.push(service_issue(format!(
+            issues.push(template_issue(format!(
                 "unknown column template `{}` (known: {})",
                 reference.template,
                 if known.is_empty() {
-                    "none; is services/_schemas/column-templates.yaml missing?".to_string()
+                    format!("none; is {TEMPLATES_FILE} missing?")
                 } else {
                     known.join(", ")
                 }
@@ -323,7 +371,7 @@ pub fn build_full_column_list(
         };
         let name: &str = reference.name.as_deref().unwrap_or(&template.name);
         if let Err(message) = check_identifier(name) {
-            issues.push(service_issue(format!(
+            issues.push(template_issue(format!(
                 "template column name cannot be represented: {message}"
             )));
             continue;
@@ -331,16 +379,17 @@ pub fn build_full_column_list(
         let pg_type = match PgType::parse(&template.type_name) {
             Ok(t) => t,
             Err(message) => {
-                issues.push(service_issue(format!(
+                issues.push(template_issue(format!(
                     "template `{}`: {message}",
                     reference.template
                 )));
                 continue;
             }
         };
-        if let Some(first) = seen.insert(name.to_lowercase(), name) {
-            issues.push(service_issue(format!(
-                "template column `{name}` collides with column `{first}`"
+        if let Some(first) = seen.insert(name.to_lowercase(), FirstSeen::Template(name, index)) {
+            issues.push(template_issue(format!(
+                "template column `{name}` collides with column `{}`",
+                first.name()
             )));
             continue;
         }
@@ -350,17 +399,29 @@ pub fn build_full_column_list(
             not_null: template.not_null,
             default: template.default.clone(),
             origin: ColumnOrigin::Template,
-            source_type: None,
         });
     }
 
     for meta in METADATA_NAMES {
         // The names are lowercase already.
-        if let Some(first) = seen.get(meta) {
-            issues.push(issue(
-                "columns".to_string(),
-                vec![format!("name: {first}")],
-                format!("column `{first}` collides with the CDC metadata column `{meta}`"),
+        if let Some(&first) = seen.get(meta) {
+            let (field, site) = match first {
+                FirstSeen::Source(_, index) => (
+                    "columns".to_string(),
+                    IssueSite::TableFile(YamlPath::root().key("columns").item(index)),
+                ),
+                FirstSeen::Template(_, index) => {
+                    let item = YamlPath::root().key("column_templates").item(index);
+                    (item.to_string(), IssueSite::SinkTableEntry(item))
+                }
+            };
+            issues.push(PipelineIssue::new(
+                field,
+                site,
+                format!(
+                    "column `{}` collides with the CDC metadata column `{meta}`",
+                    first.name()
+                ),
             ));
         }
     }

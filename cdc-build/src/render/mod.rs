@@ -10,7 +10,7 @@ use cdc_core::layout::{INFRASTRUCTURE_DIR, TABLES_DIR};
 use cdc_core::manifest::Manifest;
 
 use crate::ident::quote_ident;
-use crate::project::{Sink, SinkTable};
+use crate::project::Sink;
 
 pub use management::render_management;
 pub use staging::render_staging;
@@ -59,21 +59,6 @@ impl GeneratedSink {
         out.push((MANIFEST_FILE.to_string(), self.manifest_text()));
         out
     }
-}
-
-/// Names a table's files create in its schema, as `(what, namespace key)`;
-/// relations and functions live in separate namespaces.
-pub fn relation_names(table: &SinkTable) -> Vec<(&'static str, String)> {
-    let names = &table.names;
-    let mut out = vec![
-        ("final table", format!("rel:{}", table.target_table)),
-        ("index", format!("rel:{}", names.sync_index)),
-    ];
-    if table.has_staging() {
-        out.push(("staging table", format!("rel:{}", names.staging)));
-        out.push(("merge function", format!("fn:{}", names.merge_function)));
-    }
-    out
 }
 
 /// The header block of a generated file.

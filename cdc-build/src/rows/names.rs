@@ -130,7 +130,6 @@ mod tests {
             not_null,
             default: None,
             origin: ColumnOrigin::Source,
-            source_type: None,
         }
     }
 
