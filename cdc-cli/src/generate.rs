@@ -1,17 +1,16 @@
-//! `cdc manage-migrations generate`.
+//! `cdc manage-migrations generate`: cdc-build generates and writes; this module only presents the outcome.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use cdc_build::output::{sync_sink, ChangeKind, SinkPlan, SyncMode};
-use cdc_build::render::SinkRenderer;
-use cdc_build::{find_project_root, load_project, Filter, RootMarker};
+use cdc_build::output::{sync_sinks, ChangeKind, SyncMode};
+use cdc_build::{find_project_root, generate, load_project, Filter, GenerateOptions, RootMarker};
+/// Directory of the generated migrations inside a project (the layout's).
+pub use cdc_core::layout::MIGRATIONS_DIR;
+use cdc_core::layout::REGENERATE_COMMAND;
 
 use crate::GenerateArgs;
-
-/// Directory of the generated migrations inside a project.
-pub const MIGRATIONS_DIR: &str = "migrations";
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let start = match &args.project_dir {
@@ -39,24 +38,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let generated_at = cdc_core::time::now_utc();
+    let generated = generate(&project, &GenerateOptions::new(cdc_core::time::now_utc()));
+    let migrations = root.join(MIGRATIONS_DIR);
     let mode = if args.check || args.dry_run {
         SyncMode::Compare
     } else {
         SyncMode::Write
     };
-    let mut plans: Vec<SinkPlan> = Vec::new();
-    for sink in project.sinks() {
-        let renderer = SinkRenderer::new(sink, &generated_at);
-        let dir = root.join(MIGRATIONS_DIR).join(&sink.name);
-        plans.push(sync_sink(
-            &sink.name,
-            &dir,
-            &renderer,
-            args.table.as_deref(),
-            mode,
-        )?);
-    }
+    let plans = sync_sinks(&generated, &migrations, args.table.as_deref(), mode)?;
     let shown = |dir: &Path| dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
 
     if args.check {
@@ -73,7 +62,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if stale > 0 {
-            println!("{stale} file(s) differ from what the YAML generates; run `cdc manage-migrations generate` and commit the result");
+            println!("{stale} file(s) differ from what the YAML generates; run `{REGENERATE_COMMAND}` and commit the result");
             return Ok(ExitCode::from(1));
         }
         println!("migrations are up to date ({} sink(s))", plans.len());
