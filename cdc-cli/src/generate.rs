@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use cdc_build::output::{sync_sinks, ChangeKind, SyncMode};
-use cdc_build::{find_project_root, generate, load_project, Filter, GenerateOptions, RootMarker};
+use cdc_build::{
+    find_project_root, generate, load_project, DriftReport, Filter, GenerateOptions, RootMarker,
+};
 /// Directory of the generated migrations inside a project (the layout's).
 pub use cdc_core::layout::MIGRATIONS_DIR;
-use cdc_core::layout::REGENERATE_COMMAND;
 
-use crate::GenerateArgs;
+use crate::{GenerateArgs, OutputFormat};
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let start = match &args.project_dir {
@@ -46,29 +47,21 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         SyncMode::Write
     };
     let plans = sync_sinks(&generated, &migrations, args.table.as_deref(), mode)?;
-    let shown = |dir: &Path| dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
 
     if args.check {
-        let mut stale = 0;
-        for plan in &plans {
-            for change in plan.changed() {
-                stale += 1;
-                println!(
-                    "stale: {}/{} ({})",
-                    shown(&plan.dir),
-                    change.path,
-                    change.kind.label()
-                );
-            }
+        let report = DriftReport::new(&root, &migrations, &plans);
+        match args.format {
+            OutputFormat::Text => println!("{report}"),
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         }
-        if stale > 0 {
-            println!("{stale} file(s) differ from what the YAML generates; run `{REGENERATE_COMMAND}` and commit the result");
-            return Ok(ExitCode::from(1));
-        }
-        println!("migrations are up to date ({} sink(s))", plans.len());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if report.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
 
+    let shown = |dir: &Path| dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
     for plan in &plans {
         if args.dry_run {
             for change in plan.changed() {
