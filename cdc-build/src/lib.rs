@@ -8,7 +8,7 @@
 //!    [derived names](project::TableNames)) and runs the
 //!    [column pipeline](columns::build_full_column_list) (source columns,
 //!    column templates, CDC metadata) with the [type mapping](types::TypeMapping);
-//! 3. [`generate`] turns the project into everything it produces, with no I/O:
+//! 3. [`generate()`] turns the project into everything it produces, with no I/O:
 //!    a streaming [renderer](render::SinkRenderer) per sink and, when asked
 //!    for, the [row structs](rows);
 //! 4. [`output`] writes that: each sink's files are rendered, compared with

@@ -1,6 +1,6 @@
 //! Loads a project: service files, table YAML, column templates, sink groups, the type-mapping override and the tenancy pattern.
 //!
-//! [`load_project`] walks the project once with a [`Loader`], the context every
+//! [`load_project`] walks the project once with a `Loader`, the context every
 //! step shares (the root, the problems found so far, the files read, the
 //! parsed table files). Each concern has its module:
 //!

@@ -2,7 +2,7 @@
 //!
 //! The mapping follows DESIGN.md §4 and never drops parameters:
 //! `decimal(18,2)` becomes `numeric(18,2)`, `nvarchar(max)` becomes `text`.
-//! This module holds the PostgreSQL side; [`mssql`] the source side and the mapping.
+//! This module holds the PostgreSQL side; `mssql` the source side and the mapping.
 
 mod mssql;
 
