@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use cdc_build::output::{sync_sink, SyncMode};
-use cdc_build::render::SinkRenderer;
-use cdc_build::{generate, load_project, Filter};
+use cdc_build::output::{sync_sinks, SyncMode};
+use cdc_build::{generate, load_project, Filter, GenerateOptions};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
 const TIME: &str = "2026-01-01 00:00:00 UTC";
@@ -73,7 +72,7 @@ fn bench_generate(c: &mut Criterion) {
             |b, root| {
                 b.iter(|| {
                     let project = load_project(root, &Filter::default()).expect("load");
-                    let sinks = generate(&project, TIME);
+                    let sinks = generate(&project, &GenerateOptions::new(TIME)).render_all();
                     assert_eq!(sinks[0].manifest.table_count, tables);
                     sinks
                 })
@@ -86,14 +85,15 @@ fn bench_generate(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("render_only", tables),
             &project,
-            |b, project| b.iter(|| generate(project, TIME)),
+            |b, project| b.iter(|| generate(project, &GenerateOptions::new(TIME)).render_all()),
         );
         let out = dir.path().join("out");
         let sync = |mode| {
             let project = load_project(&root, &Filter::default()).expect("load");
-            let sink = project.sinks().next().expect("one sink");
-            let renderer = SinkRenderer::new(sink, TIME);
-            sync_sink(&sink.name, &out.join(&sink.name), &renderer, None, mode).expect("sync")
+            let generated = generate(&project, &GenerateOptions::new(TIME));
+            let plans = sync_sinks(&generated, &out, None, mode).expect("sync");
+            assert_eq!(plans.len(), 1, "one sink");
+            plans.into_iter().next().expect("one sink")
         };
         group.bench_function(BenchmarkId::new("to_disk_fresh", tables), |b| {
             b.iter(|| {

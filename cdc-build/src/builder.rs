@@ -33,7 +33,8 @@
 //!    new table YAML re-runs it), `cargo:rerun-if-env-changed=CDC_UPDATE`, and
 //!    every generation warning as `cargo:warning`.
 //!
-//! [`generate_outputs`] is the same generation without any I/O, for tests.
+//! The generation itself is [`generate`](crate::generate()), the same as the
+//! CLI's; the files go through [`output`](crate::output), the CLI's writer too.
 //!
 //! **Speed.** Cargo re-runs the script only when an input changes, and a run
 //! whose tables did not change skips the row structs (their fingerprint, the
@@ -44,25 +45,22 @@
 //! [`BuildError`]'s `Debug` prints its message, so `fn main() -> Result<(), BuildError>`
 //! shows a readable failure.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
-use crate::loader::{find_project_root, load_project, Filter};
-use crate::output::{existing_files, sync_sink, ChangeKind, SinkPlan, SyncMode};
-use crate::project::Project;
-use crate::render::{render_sink, GeneratedSink, MANIFEST_FILE};
-use crate::rows::{render_rows, rows_fingerprint, RowsError};
+use cdc_core::layout::{OUT_DIR_MIGRATIONS, OUT_DIR_ROWS};
 
-/// Where the sinks go inside `OUT_DIR`; `cdc-macros` reads the same directory.
-pub const OUT_DIR_MIGRATIONS: &str = "cdc/migrations";
-/// Where the row structs go inside `OUT_DIR`.
-pub const OUT_DIR_ROWS: &str = "cdc/rows.rs";
+pub use crate::drift::{DriftEntry, DriftReport, DriftSubject};
+use crate::error::Error;
+use crate::generate::{generate, GenerateOptions, Generated, RowStructs};
+use crate::loader::{load_project, Filter};
+use crate::output::{existing_files, sync_sinks, write_file_if_changed, SinkPlan, SyncMode};
+use crate::project::Project;
+use crate::root::{find_project_root, RootMarker};
+use crate::rows::RowsError;
+
 /// Set to `1` to rewrite committed migrations instead of failing on drift.
 pub const UPDATE_ENV: &str = "CDC_UPDATE";
-/// The command that regenerates committed migrations.
-pub const REGENERATE_COMMAND: &str = "cdc manage-migrations generate";
 
 /// Why a build script run failed.
 #[derive(thiserror::Error)]
@@ -71,21 +69,13 @@ pub enum BuildError {
     /// A variable cargo sets for build scripts is missing.
     #[error("{0} is not set: cdc_build::builder::Builder runs from a build script (or give Builder::out_dir / Builder::project_dir)")]
     MissingEnv(&'static str),
-    /// The project could not be loaded (the message names file, line and field).
+    /// The project could not be loaded (the message names file, line and
+    /// field), or a file could not be read or written.
     #[error("cdc: {0}")]
     Project(#[from] Error),
     /// The row structs could not be generated.
     #[error(transparent)]
     Rows(#[from] RowsError),
-    /// A file could not be written.
-    #[error("cdc: {}: {source}", .path.display())]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
     /// Committed migrations differ from what the YAML generates.
     #[error("{0}")]
     Drift(DriftReport),
@@ -95,13 +85,6 @@ impl fmt::Debug for BuildError {
     /// The message, so that `main() -> Result<(), BuildError>` prints it readably.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
-    }
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -132,32 +115,6 @@ pub struct BuildSummary {
     pub committed: Vec<SinkPlan>,
     /// Whether `rows.rs` was rewritten.
     pub rows_written: bool,
-}
-
-/// Everything a build writes, computed without I/O.
-#[derive(Debug, Clone)]
-pub struct BuildOutputs {
-    /// Every sink's files.
-    pub sinks: Vec<GeneratedSink>,
-    /// The row structs (`rows.rs`).
-    pub rows: String,
-    /// `cargo:` lines: warnings, then `rerun-if-changed` / `rerun-if-env-changed`.
-    pub cargo_lines: Vec<String>,
-}
-
-/// Renders every sink and the row structs of a loaded project, with the cargo
-/// lines a build script prints for it; no I/O.
-pub fn generate_outputs(project: &Project, generated_at: &str) -> Result<BuildOutputs, BuildError> {
-    let sinks = project
-        .sinks()
-        .map(|sink| render_sink(sink, generated_at))
-        .collect();
-    let rows = render_rows(project.sinks())?;
-    Ok(BuildOutputs {
-        sinks,
-        rows,
-        cargo_lines: cargo_lines(project, &[]),
-    })
 }
 
 /// `cargo:warning` for every warning, `cargo:rerun-if-changed` for every input
@@ -255,85 +212,91 @@ impl Builder {
             (None, Some(base)) => base.clone(),
             (None, None) => return Err(BuildError::MissingEnv("CARGO_MANIFEST_DIR")),
         };
-        let root = find_project_root(&start)?;
+        let root = find_project_root(&start, RootMarker::Services)?;
         let project = load_project(&root, &self.filter)?;
-        let generated_at = cdc_core::time::now_utc();
+        let options = GenerateOptions::new(cdc_core::time::now_utc()).with_rows(self.rows);
+        let generated = generate(&project, &options);
 
-        // Each sink is rendered once, for OUT_DIR and the committed directory alike.
-        let generated: Vec<GeneratedSink> = project
-            .sinks()
-            .map(|sink| render_sink(sink, &generated_at))
-            .collect();
         let migrations_dir = out_dir.join(OUT_DIR_MIGRATIONS);
-        let mut out_plans = Vec::new();
-        for sink in &generated {
-            let dir = migrations_dir.join(&sink.name);
-            out_plans.push(sync_sink(&sink.name, &dir, sink, None, SyncMode::Write)?);
-        }
+        let out_plans = sync_sinks(&generated, &migrations_dir, None, SyncMode::Write)?;
         remove_stale_sinks(&migrations_dir, &project)?;
-        let rows_written = if self.rows {
-            write_rows(&out_dir.join(OUT_DIR_ROWS), &project)?
-        } else {
-            false
+        let rows_written = match &generated.rows {
+            Some(rows) => write_rows(&out_dir.join(OUT_DIR_ROWS), rows)?,
+            None => false,
         };
-
-        let mut watched = Vec::new();
-        let mut committed_plans = Vec::new();
-        if let Some(committed) = &self.committed {
-            let committed = root.join(committed);
-            let update = std::env::var(UPDATE_ENV).is_ok_and(|v| v.trim() == "1");
-            let mode = if update {
-                SyncMode::Write
-            } else {
-                SyncMode::Compare
-            };
-            for sink in &generated {
-                let dir = committed.join(&sink.name);
-                committed_plans.push(sync_sink(&sink.name, &dir, sink, None, mode)?);
-                watched.push(dir.clone());
-                watched.extend(existing_files(&dir)?.into_iter().map(|rel| dir.join(rel)));
-            }
-            watched.push(committed.clone());
-            let report = DriftReport::new(&root, &committed, &committed_plans);
-            for line in cargo_lines(&project, &watched) {
-                self.emit(&line);
-            }
-            if !report.is_empty() {
-                if !update {
-                    return Err(BuildError::Drift(report));
+        let committed = match &self.committed {
+            Some(committed) => self.check_committed(&project, &root.join(committed), &generated)?,
+            None => {
+                for line in cargo_lines(&project, &[]) {
+                    self.emit(&line);
                 }
-                self.emit(&format!(
-                    "cargo:warning={UPDATE_ENV}=1: rewrote {} file(s) in {}",
-                    report.entries.iter().map(|e| e.files.len()).sum::<usize>(),
-                    committed.display()
-                ));
+                Vec::new()
             }
-        } else {
-            for line in cargo_lines(&project, &watched) {
-                self.emit(&line);
-            }
-        }
+        };
         Ok(BuildSummary {
             root,
             out_dir: out_plans,
-            committed: committed_plans,
+            committed,
             rows_written,
         })
+    }
+
+    /// Compares the committed directory with what was generated (or rewrites
+    /// it with `CDC_UPDATE=1`), prints the cargo lines, which watch it too,
+    /// and fails on drift.
+    fn check_committed(
+        &self,
+        project: &Project,
+        committed: &Path,
+        generated: &Generated<'_>,
+    ) -> Result<Vec<SinkPlan>, BuildError> {
+        let update = std::env::var(UPDATE_ENV).is_ok_and(|v| v.trim() == "1");
+        let mode = if update {
+            SyncMode::Write
+        } else {
+            SyncMode::Compare
+        };
+        let plans = sync_sinks(generated, committed, None, mode)?;
+        let mut watched = Vec::new();
+        for plan in &plans {
+            watched.push(plan.dir.clone());
+            watched.extend(
+                existing_files(&plan.dir)?
+                    .into_iter()
+                    .map(|rel| plan.dir.join(rel)),
+            );
+        }
+        watched.push(committed.to_path_buf());
+        for line in cargo_lines(project, &watched) {
+            self.emit(&line);
+        }
+        let report = DriftReport::new(&project.root, committed, &plans).rewritable_with(UPDATE_ENV);
+        if !report.is_empty() {
+            if !update {
+                return Err(BuildError::Drift(report));
+            }
+            self.emit(&format!(
+                "cargo:warning={UPDATE_ENV}=1: rewrote {} file(s) in {}",
+                report.file_count(),
+                committed.display()
+            ));
+        }
+        Ok(plans)
     }
 }
 
 /// Removes sink directories under `dir` that the project no longer generates,
 /// so `include_migrations!` cannot embed a sink that left the YAML.
-fn remove_stale_sinks(dir: &Path, project: &Project) -> Result<(), BuildError> {
+fn remove_stale_sinks(dir: &Path, project: &Project) -> Result<(), Error> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if path.is_dir() && !project.sinks().any(|s| s.name == name) {
-            std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
     Ok(())
@@ -341,203 +304,17 @@ fn remove_stale_sinks(dir: &Path, project: &Project) -> Result<(), BuildError> {
 
 /// Writes the row structs unless the file already holds the rows of the same
 /// input (its fingerprint line matches); returns whether it wrote.
-fn write_rows(path: &Path, project: &Project) -> Result<bool, BuildError> {
-    let fingerprint = rows_fingerprint(project.sinks());
+fn write_rows(path: &Path, rows: &RowStructs<'_>) -> Result<bool, BuildError> {
     let current = std::fs::read_to_string(path).ok();
-    if current.is_some_and(|text| text.lines().nth(1) == Some(fingerprint.as_str())) {
+    if current.is_some_and(|text| text.lines().nth(1) == Some(rows.fingerprint())) {
         return Ok(false);
     }
-    write_if_changed(path, &render_rows(project.sinks())?)
-}
-
-/// Writes `contents` to `path` unless it already holds exactly that; returns whether it wrote.
-pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool, BuildError> {
-    if std::fs::read(path).is_ok_and(|old| old == contents.as_bytes()) {
-        return Ok(false);
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
-    }
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temp, contents).map_err(io_error(&temp))?;
-    std::fs::rename(&temp, path).map_err(io_error(path))?;
-    Ok(true)
-}
-
-/// What a changed file belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum DriftSubject {
-    /// `00-infrastructure/...`
-    Infrastructure,
-    /// A table's final-table and staging files.
-    Table(String),
-    /// `manifest.yaml`
-    Manifest,
-}
-
-impl fmt::Display for DriftSubject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DriftSubject::Infrastructure => f.write_str("infrastructure"),
-            DriftSubject::Table(table) => write!(f, "table `{table}`"),
-            DriftSubject::Manifest => f.write_str("manifest"),
-        }
-    }
-}
-
-impl DriftSubject {
-    /// The subject of a file path relative to a sink directory.
-    pub fn of_path(path: &str) -> DriftSubject {
-        if path == MANIFEST_FILE {
-            return DriftSubject::Manifest;
-        }
-        match path.strip_prefix("01-tables/") {
-            Some(file) => {
-                let stem = file.strip_suffix(".sql").unwrap_or(file);
-                DriftSubject::Table(stem.strip_suffix("-staging").unwrap_or(stem).to_string())
-            }
-            None => DriftSubject::Infrastructure,
-        }
-    }
-}
-
-/// One drifted table (or infrastructure, or manifest) of one sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriftEntry {
-    /// The sink.
-    pub sink: String,
-    /// The table or part.
-    pub subject: DriftSubject,
-    /// What happened to it.
-    pub kind: ChangeKind,
-    /// The files, relative to the sink directory.
-    pub files: Vec<String>,
-}
-
-/// Every difference between committed migrations and the YAML.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriftReport {
-    /// The project root.
-    pub root: PathBuf,
-    /// The committed directory.
-    pub committed: PathBuf,
-    /// Differences, by sink, subject and kind.
-    pub entries: Vec<DriftEntry>,
-}
-
-impl DriftReport {
-    /// Groups the changed files of sink plans by table and change kind.
-    pub fn new(root: &Path, committed: &Path, plans: &[SinkPlan]) -> DriftReport {
-        let mut grouped: BTreeMap<(String, DriftSubject, ChangeKind), Vec<String>> =
-            BTreeMap::new();
-        for plan in plans {
-            for change in plan.changed() {
-                grouped
-                    .entry((
-                        plan.name.clone(),
-                        DriftSubject::of_path(&change.path),
-                        change.kind,
-                    ))
-                    .or_default()
-                    .push(change.path.clone());
-            }
-        }
-        DriftReport {
-            root: root.to_path_buf(),
-            committed: committed.to_path_buf(),
-            entries: grouped
-                .into_iter()
-                .map(|((sink, subject, kind), files)| DriftEntry {
-                    sink,
-                    subject,
-                    kind,
-                    files,
-                })
-                .collect(),
-        }
-    }
-
-    /// Whether nothing drifted.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-impl fmt::Display for DriftReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self
-            .committed
-            .strip_prefix(&self.root)
-            .unwrap_or(&self.committed);
-        writeln!(
-            f,
-            "cdc: the committed migrations in `{}` differ from what the YAML generates:",
-            shown.display()
-        )?;
-        for entry in &self.entries {
-            writeln!(
-                f,
-                "  {}: {} {} ({})",
-                entry.sink,
-                entry.subject,
-                entry.kind.label(),
-                entry.files.join(", ")
-            )?;
-        }
-        write!(
-            f,
-            "regenerate them with `{REGENERATE_COMMAND}` (in {}) and commit the result, or build once with {UPDATE_ENV}=1 to rewrite them",
-            self.root.display()
-        )
-    }
+    Ok(write_file_if_changed(path, &rows.render()?)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::FileChange;
-
-    #[test]
-    fn drift_groups_files_by_table_and_kind() {
-        let change = |path: &str, kind| FileChange {
-            path: path.to_string(),
-            kind,
-        };
-        let plan = SinkPlan {
-            name: "s".into(),
-            dir: PathBuf::from("/p/migrations/s"),
-            changes: vec![
-                change("01-tables/Actor-staging.sql", ChangeKind::Modified),
-                change("01-tables/Actor.sql", ChangeKind::Modified),
-                change("01-tables/New.sql", ChangeKind::Added),
-                change("01-tables/Old.sql", ChangeKind::Removed),
-                change("01-tables/Same.sql", ChangeKind::Unchanged),
-                change(MANIFEST_FILE, ChangeKind::Modified),
-            ],
-            written: false,
-        };
-        let report = DriftReport::new(Path::new("/p"), Path::new("/p/migrations"), &[plan]);
-        let text = report.to_string();
-        assert!(text.contains("in `migrations` differ"), "{text}");
-        assert!(
-            text.contains(
-                "  s: table `Actor` modified (01-tables/Actor-staging.sql, 01-tables/Actor.sql)"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("  s: table `New` added (01-tables/New.sql)"),
-            "{text}"
-        );
-        assert!(text.contains("  s: table `Old` removed"), "{text}");
-        assert!(text.contains("  s: manifest modified"), "{text}");
-        assert!(!text.contains("Same"), "{text}");
-        assert!(
-            text.contains(REGENERATE_COMMAND) && text.contains("CDC_UPDATE=1"),
-            "{text}"
-        );
-        assert_eq!(report.entries.len(), 4);
-    }
 
     #[test]
     fn a_second_build_writes_nothing() {
@@ -573,33 +350,25 @@ mod tests {
     fn outputs_of_the_example_project_without_io() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let project = load_project(&root, &Filter::default()).unwrap();
-        let outputs = generate_outputs(&project, "2026-01-01 00:00:00 UTC").unwrap();
-        assert_eq!(outputs.sinks.len(), 2);
-        assert!(outputs.rows.starts_with(crate::rows::GENERATED_HEADER));
-        assert!(
-            outputs.rows.contains("pub struct OrderDetails"),
-            "{}",
-            outputs.rows
-        );
-        assert!(outputs
-            .rows
-            .contains("pub unit_price: ::cdc_runtime::rows::Numeric"));
-        let reruns = outputs
-            .cargo_lines
+        let options = GenerateOptions::new("2026-01-01 00:00:00 UTC").with_rows(true);
+        let generated = generate(&project, &options);
+        assert_eq!(generated.render_all().len(), 2);
+        let rows = generated.rows.as_ref().unwrap().render().unwrap();
+        assert!(rows.starts_with(crate::rows::GENERATED_HEADER));
+        assert!(rows.contains("pub struct OrderDetails"), "{rows}");
+        assert!(rows.contains("pub unit_price: ::cdc_runtime::rows::Numeric"));
+        let cargo_lines = cargo_lines(&project, &[]);
+        let reruns = cargo_lines
             .iter()
             .filter(|l| l.starts_with("cargo:rerun-if-changed="))
             .count();
         assert_eq!(reruns, project.inputs.len());
-        assert!(outputs
-            .cargo_lines
+        assert!(cargo_lines
             .iter()
             .any(|l| l.contains("services/_schemas/directory/dbo/Actor.yaml")));
-        assert!(outputs
-            .cargo_lines
+        assert!(cargo_lines
             .iter()
             .any(|l| l.starts_with("cargo:warning=") && l.contains("AuditTrail")));
-        assert!(outputs
-            .cargo_lines
-            .contains(&"cargo:rerun-if-env-changed=CDC_UPDATE".to_string()));
+        assert!(cargo_lines.contains(&"cargo:rerun-if-env-changed=CDC_UPDATE".to_string()));
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::root::RootMarker;
+
 /// One problem in the input, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -79,11 +81,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// No `services/` directory was found from the start directory upward.
-    #[error("no project found: no `services/` directory in {} or any parent directory", .start.display())]
+    /// No directory from the start directory upward holds what marks a project.
+    #[error("no project found: no {marker} directory in {} or any parent directory", .start.display())]
     ProjectNotFound {
         /// Where the search started.
         start: PathBuf,
+        /// What was looked for.
+        marker: RootMarker,
     },
 }
 
@@ -113,59 +117,27 @@ fn render_all(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-/// Finds the 1-based line where a sequence of needles first occurs in order
-/// (each after the line of the previous one). Used to point at YAML entries
-/// whose problem is only found after parsing.
-pub fn locate(text: &str, needles: &[&str]) -> Option<usize> {
-    let mut from_line = 0;
-    let mut found = None;
-    for needle in needles {
-        let hit = text
-            .lines()
-            .enumerate()
-            .skip(from_line)
-            .find(|(_, line)| line.contains(needle))
-            .map(|(i, _)| i);
-        match hit {
-            Some(i) => {
-                from_line = i;
-                found = Some(i + 1);
-            }
-            None => return found,
-        }
-    }
-    found
-}
-
-/// Finds the 1-based line of the `index`-th list item (`- ...`) under the
-/// first line that contains `key`.
-pub fn locate_item(text: &str, key: &str, index: usize) -> Option<usize> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .skip_while(|(_, line)| !line.contains(key));
-    lines.next()?;
-    lines
-        .filter(|(_, line)| line.trim_start().starts_with("- "))
-        .nth(index)
-        .map(|(i, _)| i + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn display_and_locate() {
+    fn display() {
         let d = Diagnostic::new("a.yaml", "bad")
             .field("columns[1].type")
             .at(Some(3), Some(5));
         assert_eq!(d.to_string(), "a.yaml:3:5: field `columns[1].type`: bad");
-        let text = "a:\n  b: 1\nc:\n  b: 2\n";
-        assert_eq!(locate(text, &["c:", "b:"]), Some(4));
-        assert_eq!(locate(text, &["b:"]), Some(2));
-        assert_eq!(locate(text, &["zz"]), None);
-        let list = "x: 1\ncolumns:\n  - name: a\n    type: int\n  - {name: b}\n";
-        assert_eq!(locate_item(list, "columns:", 1), Some(5));
+        let line_only = Diagnostic::new("a.yaml", "bad").at(Some(3), None);
+        assert_eq!(line_only.to_string(), "a.yaml:3: bad");
+        let unplaced = Diagnostic::new("a.yaml", "bad").at(None, Some(5));
+        assert_eq!(unplaced.to_string(), "a.yaml: bad");
+        let not_found = Error::ProjectNotFound {
+            start: "/p".into(),
+            marker: RootMarker::ServicesOrMigrations,
+        };
+        assert_eq!(
+            not_found.to_string(),
+            "no project found: no `migrations/` or `services/` directory in /p or any parent directory"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! index and trigger names) through [`derived_name`], which keeps it within
 //! 63 bytes by shortening deterministically with a hash suffix.
 
+use cdc_core::layout::{table_file, STAGING_SUFFIX};
 use sha2::{Digest, Sha256};
 
 /// PostgreSQL's maximum identifier length in bytes (NAMEDATALEN - 1).
@@ -121,9 +122,11 @@ pub fn check_file_stem(name: &str) -> Result<(), String> {
     if name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(format!("`{name}` cannot be used as a file name (it contains a path separator or starts with a dot)"));
     }
-    if name.to_ascii_lowercase().ends_with("-staging") {
+    // `<T>.sql` of a table named `X-staging` is the staging file of `X`.
+    if table_file(&name.to_ascii_lowercase()).ends_with(STAGING_SUFFIX) {
+        let ending = STAGING_SUFFIX.trim_end_matches(".sql");
         return Err(format!(
-            "`{name}` ends in `-staging`, which would collide with a staging file name"
+            "`{name}` ends in `{ending}`, which would collide with a staging file name"
         ));
     }
     Ok(())

@@ -1,22 +1,29 @@
-//! Writing generated sinks to disk: change detection, determinism, atomicity.
+//! Writing what [`generate`](crate::generate()) produced: change detection, determinism, atomicity.
 //!
-//! A file whose content differs from the existing one only in its
-//! `-- Generated:` line (or the manifest's `generated_at`) is left untouched, so
-//! regenerating an unchanged project writes nothing. A sink that changes is
-//! assembled in a temporary sibling directory (changed files written, unchanged
-//! ones hard-linked) and swapped in by rename, so a reader never sees a
-//! half-written sink and a failed run leaves the old one in place.
+//! The one writer of the build script and the CLI. A file whose content
+//! differs from the existing one only in its `-- Generated:` line (or the
+//! manifest's `generated_at`) is left untouched, so regenerating an unchanged
+//! project writes nothing. A sink that changes is assembled in a temporary
+//! sibling directory (changed files written, unchanged ones hard-linked) and
+//! swapped in by rename, so a reader never sees a half-written sink and a
+//! failed run leaves the old one in place; a single file (`rows.rs`) is written
+//! beside its target and renamed over it.
 //!
 //! Files stream through one at a time: memory stays flat however large the sink.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use cdc_core::layout::{staging_file, table_file, MANIFEST_FILE};
+use serde::Serialize;
+
 use crate::error::Error;
-use crate::render::{SinkRenderer, MANIFEST_FILE};
+use crate::generate::Generated;
+use crate::render::SinkRenderer;
 
 /// What happens to one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// New file.
     Added,
@@ -171,42 +178,18 @@ pub fn existing_files(dir: &Path) -> Result<BTreeSet<String>, Error> {
     Ok(out)
 }
 
-/// The files of a sink: paths (manifest last) and a renderer for each.
-pub trait SinkSource: Sync {
-    /// Paths relative to the sink directory.
-    fn paths(&self) -> Vec<String>;
-    /// The contents of `paths()[index]`.
-    fn render(&self, index: usize) -> String;
-}
-
-impl SinkSource for SinkRenderer<'_> {
-    fn paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = self.files().iter().map(|f| f.path.clone()).collect();
-        paths.push(MANIFEST_FILE.to_string());
-        paths
-    }
-
-    fn render(&self, index: usize) -> String {
-        match self.files().get(index) {
-            Some(spec) => SinkRenderer::render(self, spec.kind),
-            None => self.manifest().render(),
-        }
-    }
-}
-
-impl SinkSource for crate::render::GeneratedSink {
-    fn paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = self.files.iter().map(|f| f.path.clone()).collect();
-        paths.push(MANIFEST_FILE.to_string());
-        paths
-    }
-
-    fn render(&self, index: usize) -> String {
-        match self.files.get(index) {
-            Some(file) => file.contents.clone(),
-            None => self.manifest_text(),
-        }
-    }
+/// Syncs every sink of `generated` into `dir/<sink>` with [`sync_sink`].
+pub fn sync_sinks(
+    generated: &Generated<'_>,
+    dir: &Path,
+    only_table: Option<&str>,
+    mode: SyncMode,
+) -> Result<Vec<SinkPlan>, Error> {
+    generated
+        .sinks
+        .iter()
+        .map(|sink| sync_sink(sink, &dir.join(sink.name()), only_table, mode))
+        .collect()
 }
 
 /// Renders a sink's files in parallel and compares each with `dir`; in
@@ -214,29 +197,25 @@ impl SinkSource for crate::render::GeneratedSink {
 /// `dir` when anything differs. With `only_table`, only that table's files (and
 /// the manifest) may change; the rest stay as they are on disk.
 pub fn sync_sink(
-    name: &str,
+    sink: &SinkRenderer<'_>,
     dir: &Path,
-    source: &dyn SinkSource,
     only_table: Option<&str>,
     mode: SyncMode,
 ) -> Result<SinkPlan, Error> {
     use rayon::prelude::*;
     let existing = existing_files(dir)?;
-    let in_scope = |path: &str| match only_table {
+    let scope = only_table.map(|table| (table_file(table), staging_file(table)));
+    let in_scope = |path: &str| match &scope {
         None => true,
-        Some(table) => {
-            path == MANIFEST_FILE
-                || path == format!("01-tables/{table}.sql")
-                || path == format!("01-tables/{table}-staging.sql")
-        }
+        Some((table, staging)) => path == MANIFEST_FILE || path == table || path == staging,
     };
     let staging = std::sync::Mutex::new(StagingDir::new(dir));
-    let paths = source.paths();
+    let paths = sink.paths();
     let results: Vec<Result<Option<FileChange>, Error>> = paths
         .par_iter()
         .enumerate()
-        .map(|(index, path)| {
-            let new = source.render(index);
+        .map(|(index, &path)| {
+            let new = sink.render_path(index);
             let kind = if existing.contains(path) {
                 let old_path = dir.join(path);
                 let same = with_file_text(&old_path, |old| same_ignoring_timestamp(old, &new))
@@ -259,7 +238,7 @@ pub fn sync_sink(
                 std::fs::write(&target, &new).map_err(|e| Error::io(&target, e))?;
             }
             Ok(Some(FileChange {
-                path: path.clone(),
+                path: path.to_string(),
                 kind,
             }))
         })
@@ -273,13 +252,13 @@ pub fn sync_sink(
             changes.push(change);
         }
     }
-    let generated: BTreeSet<&String> = paths.iter().collect();
+    let generated: BTreeSet<&str> = paths.iter().copied().collect();
     let mut kept: Vec<String> = changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Unchanged)
         .map(|c| c.path.clone())
         .collect();
-    for path in existing.iter().filter(|p| !generated.contains(p)) {
+    for path in existing.iter().filter(|p| !generated.contains(p.as_str())) {
         if in_scope(path) {
             changes.push(FileChange {
                 path: path.clone(),
@@ -291,7 +270,7 @@ pub fn sync_sink(
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     let mut plan = SinkPlan {
-        name: name.to_string(),
+        name: sink.name().to_string(),
         dir: dir.to_path_buf(),
         changes,
         written: false,
@@ -398,6 +377,22 @@ impl Drop for StagingDir {
     }
 }
 
+/// Writes `contents` to `path` unless it already holds exactly that: into a
+/// temporary sibling, renamed over `path`, so a reader never sees half a file.
+/// Returns whether it wrote.
+pub fn write_file_if_changed(path: &Path, contents: &str) -> Result<bool, Error> {
+    if std::fs::read(path).is_ok_and(|old| old == contents.as_bytes()) {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&temp, contents).map_err(|e| Error::io(&temp, e))?;
+    std::fs::rename(&temp, path).map_err(|e| Error::io(path, e))?;
+    Ok(true)
+}
+
 /// Reads every file of a sink directory into memory (tests and tooling).
 pub fn read_sink_dir(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
     existing_files(dir)?
@@ -429,5 +424,17 @@ mod tests {
         ));
         assert!(same_ignoring_timestamp("x", "x"));
         assert!(!same_ignoring_timestamp("x", "y"));
+    }
+
+    #[test]
+    fn single_files_are_written_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdc/rows.rs");
+        assert!(write_file_if_changed(&path, "a").unwrap());
+        assert!(!write_file_if_changed(&path, "a").unwrap());
+        assert!(write_file_if_changed(&path, "b").unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "b");
+        let entries = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(entries, 1, "no temporary file is left behind");
     }
 }

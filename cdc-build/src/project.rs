@@ -1,19 +1,13 @@
-//! The resolved project: services, sinks and sink tables with their columns.
+//! The resolved project: services, sinks and sink tables with their columns and derived names.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cdc_core::layout::{staging_file, table_file};
+
 use crate::columns::Column;
 use crate::error::Diagnostic;
-
-/// How tenants map to source databases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pattern {
-    /// One MSSQL database per customer (the default).
-    DbPerTenant,
-    /// One MSSQL database with a `customer_id` in every table.
-    DbShared,
-}
+use crate::ident::derived_name;
 
 /// A loaded project, ready to generate.
 #[derive(Debug, Clone)]
@@ -40,10 +34,6 @@ impl Project {
 pub struct Service {
     /// Service name (the root key of the file).
     pub name: String,
-    /// The service file, relative to the project root.
-    pub file: PathBuf,
-    /// Tenancy pattern.
-    pub pattern: Pattern,
     /// Sinks in name order.
     pub sinks: Vec<Sink>,
 }
@@ -53,8 +43,6 @@ pub struct Service {
 pub struct Sink {
     /// Sink name, such as `sink_asma.directory`.
     pub name: String,
-    /// The service that defines it.
-    pub service: String,
     /// Database per environment.
     pub databases: BTreeMap<String, String>,
     /// Tables in `(target schema, table)` order.
@@ -75,7 +63,7 @@ impl Sink {
     }
 }
 
-/// One table of a sink, with its resolved columns.
+/// One table of a sink, with its resolved columns and the names derived from it.
 #[derive(Debug, Clone)]
 pub struct SinkTable {
     /// Target schema in PostgreSQL.
@@ -88,8 +76,6 @@ pub struct SinkTable {
     pub source_schema: String,
     /// Source table.
     pub source_table: String,
-    /// The table YAML, relative to the project root.
-    pub source_file: PathBuf,
     /// Final-table columns: source, templates, CDC metadata.
     pub columns: Vec<Column>,
     /// Primary key, in key order; empty when the table has none.
@@ -98,4 +84,48 @@ pub struct SinkTable {
     pub target_exists: bool,
     /// Deletes mark rows instead of removing them.
     pub soft_delete: bool,
+    /// Names derived from `target_table`: objects and files.
+    pub names: TableNames,
+}
+
+impl SinkTable {
+    /// Whether the table has a staging table and a merge function (it needs a primary key).
+    pub fn has_staging(&self) -> bool {
+        !self.primary_key.is_empty()
+    }
+}
+
+/// Name of the statement trigger on every staging table. Trigger names live in
+/// their table's namespace, so one name serves every table.
+pub const MARK_TRIGGER: &str = "cdc_mark_for_merge";
+
+/// The names derived from a sink table's target name, computed once when the
+/// table is loaded. Object names fit PostgreSQL's 63-byte limit (shortened
+/// deterministically with a hash suffix by [`derived_name`]); file names are
+/// relative to the sink directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// Staging table (`stg_<Table>`).
+    pub staging: String,
+    /// Merge function (`sp_merge_<Table>`).
+    pub merge_function: String,
+    /// Index on `__sync_timestamp` (`<Table>__sync_ts_idx`).
+    pub sync_index: String,
+    /// The final-table file (`01-tables/<Table>.sql`).
+    pub table_file: String,
+    /// The staging file (`01-tables/<Table>-staging.sql`), for tables with a primary key.
+    pub staging_file: String,
+}
+
+impl TableNames {
+    /// Derives every name from the target table's name.
+    pub fn derive(target_table: &str) -> TableNames {
+        TableNames {
+            staging: derived_name("stg_", target_table, ""),
+            merge_function: derived_name("sp_merge_", target_table, ""),
+            sync_index: derived_name("", target_table, "__sync_ts_idx"),
+            table_file: table_file(target_table),
+            staging_file: staging_file(target_table),
+        }
+    }
 }

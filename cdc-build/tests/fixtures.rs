@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cdc_build::{generate, load_project, Error, Filter};
+use cdc_build::{generate, load_project, Error, Filter, GenerateOptions};
 
 const FIXED_TIME: &str = "2000-01-01 00:00:00 UTC";
 
@@ -49,7 +49,7 @@ fn actual_output(project_dir: &Path) -> BTreeMap<String, String> {
         Ok(project) => {
             let warnings: Vec<String> = project.warnings.iter().map(|w| format!("{w}\n")).collect();
             out.insert("warnings.txt".to_string(), warnings.concat());
-            for sink in generate(&project, FIXED_TIME) {
+            for sink in generate(&project, &GenerateOptions::new(FIXED_TIME)).render_all() {
                 for (path, contents) in sink.all_files() {
                     out.insert(format!("migrations/{}/{path}", sink.name), contents);
                 }

@@ -1,24 +1,24 @@
-//! `cdc manage-migrations generate`.
+//! `cdc manage-migrations generate`: cdc-build generates and writes; this module only presents the outcome.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use cdc_build::output::{sync_sink, ChangeKind, SinkPlan, SyncMode};
-use cdc_build::render::SinkRenderer;
-use cdc_build::{find_project_root, load_project, Filter};
+use cdc_build::output::{sync_sinks, ChangeKind, SyncMode};
+use cdc_build::{
+    find_project_root, generate, load_project, DriftReport, Filter, GenerateOptions, RootMarker,
+};
+/// Directory of the generated migrations inside a project (the layout's).
+pub use cdc_core::layout::MIGRATIONS_DIR;
 
-use crate::GenerateArgs;
-
-/// Directory of the generated migrations inside a project.
-pub const MIGRATIONS_DIR: &str = "migrations";
+use crate::{GenerateArgs, OutputFormat};
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let start = match &args.project_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let root = find_project_root(&start)?;
+    let root = find_project_root(&start, RootMarker::Services)?;
     let filter = Filter {
         service: args.service.clone(),
         sink: args.sink.clone(),
@@ -39,47 +39,29 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let generated_at = cdc_core::time::now_utc();
+    let generated = generate(&project, &GenerateOptions::new(cdc_core::time::now_utc()));
+    let migrations = root.join(MIGRATIONS_DIR);
     let mode = if args.check || args.dry_run {
         SyncMode::Compare
     } else {
         SyncMode::Write
     };
-    let mut plans: Vec<SinkPlan> = Vec::new();
-    for sink in project.sinks() {
-        let renderer = SinkRenderer::new(sink, &generated_at);
-        let dir = root.join(MIGRATIONS_DIR).join(&sink.name);
-        plans.push(sync_sink(
-            &sink.name,
-            &dir,
-            &renderer,
-            args.table.as_deref(),
-            mode,
-        )?);
-    }
-    let shown = |dir: &Path| dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
+    let plans = sync_sinks(&generated, &migrations, args.table.as_deref(), mode)?;
 
     if args.check {
-        let mut stale = 0;
-        for plan in &plans {
-            for change in plan.changed() {
-                stale += 1;
-                println!(
-                    "stale: {}/{} ({})",
-                    shown(&plan.dir),
-                    change.path,
-                    change.kind.label()
-                );
-            }
+        let report = DriftReport::new(&root, &migrations, &plans);
+        match args.format {
+            OutputFormat::Text => println!("{report}"),
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         }
-        if stale > 0 {
-            println!("{stale} file(s) differ from what the YAML generates; run `cdc manage-migrations generate` and commit the result");
-            return Ok(ExitCode::from(1));
-        }
-        println!("migrations are up to date ({} sink(s))", plans.len());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if report.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
 
+    let shown = |dir: &Path| dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
     for plan in &plans {
         if args.dry_run {
             for change in plan.changed() {

@@ -40,7 +40,7 @@ pub enum MigrationsCommand {
     Status(StatusArgs),
 }
 
-/// Output format of apply and status.
+/// Output format of apply, status and `generate --check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// Lines for people.
@@ -113,9 +113,12 @@ pub struct GenerateArgs {
     /// Show what would be written; write nothing.
     #[arg(long, conflicts_with = "check")]
     pub dry_run: bool,
-    /// Exit 1 and name the stale files when the committed migrations differ from the YAML (for CI).
+    /// Exit 1 and report, by table and change kind, how the committed migrations differ from the YAML (for CI).
     #[arg(long)]
     pub check: bool,
+    /// Output format of the `--check` report.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
     /// Project root (default: the first directory from here upward that holds `services/`).
     #[arg(long, value_name = "DIR")]
     pub project_dir: Option<PathBuf>,

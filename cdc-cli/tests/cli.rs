@@ -115,12 +115,51 @@ fn check_names_stale_files_and_dry_run_writes_nothing() {
     );
     assert_eq!(check.status.code(), Some(1));
     let stdout = text(&check.stdout);
+    // The build script's drift report: by table and change kind, with the remedy.
     assert!(
-        stdout.contains("migrations/sink_asma.directory/01-tables/Actor.sql (modified)"),
+        stdout.contains(
+            "the committed migrations in `migrations` differ from what the YAML generates"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("Actor-staging.sql (modified)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "sink_asma.directory: table `Actor` modified (01-tables/Actor-staging.sql, 01-tables/Actor.sql)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("regenerate them with `cdc manage-migrations generate`"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("AllTypes"), "only Actor changed: {stdout}");
+    assert!(
+        !stdout.contains("CDC_UPDATE"),
+        "a build-script remedy: {stdout}"
+    );
+
+    let json = cdc(
+        project.path(),
+        &[
+            "manage-migrations",
+            "generate",
+            "--check",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["sinks_checked"], 2, "{report}");
+    let entries = report["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{report}");
+    assert_eq!(entries[0]["sink"], "sink_asma.directory");
+    assert_eq!(entries[0]["subject"]["table"], "Actor");
+    assert_eq!(entries[0]["kind"], "modified");
+    assert_eq!(
+        entries[0]["files"],
+        serde_json::json!(["01-tables/Actor-staging.sql", "01-tables/Actor.sql"])
+    );
 
     let dry = cdc(
         project.path(),
@@ -265,7 +304,9 @@ fn table_option_regenerates_only_that_tables_files() {
     assert_eq!(check.status.code(), Some(1));
     let stdout = text(&check.stdout);
     assert!(
-        stdout.contains("01-tables/AuditTrail.sql (modified)"),
+        stdout.contains(
+            "sink_asma.directory: table `AuditTrail` modified (01-tables/AuditTrail.sql)"
+        ),
         "{stdout}"
     );
     assert!(!stdout.contains("Actor"), "Actor was regenerated: {stdout}");

@@ -32,7 +32,11 @@ fn migrations_of(sink: &GeneratedSink) -> Migrations {
 
 fn generate(root: &Path, sink: &str) -> Migrations {
     let project = cdc_build::load_project(root, &cdc_build::Filter::default()).expect("load");
-    let sinks = cdc_build::generate(&project, "2026-01-01 00:00:00 UTC");
+    let sinks = cdc_build::generate(
+        &project,
+        &cdc_build::GenerateOptions::new("2026-01-01 00:00:00 UTC"),
+    )
+    .render_all();
     migrations_of(sinks.iter().find(|s| s.name == sink).expect("sink"))
 }
 

@@ -41,7 +41,7 @@ pub fn example() -> &'static [GeneratedSink] {
     SINKS.get_or_init(|| {
         let project = cdc_build::load_project(project_root(), &cdc_build::Filter::default())
             .unwrap_or_else(|e| panic!("loading the example project: {e}"));
-        cdc_build::generate(&project, GENERATED_AT)
+        cdc_build::generate(&project, &cdc_build::GenerateOptions::new(GENERATED_AT)).render_all()
     })
 }
 

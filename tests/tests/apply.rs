@@ -179,7 +179,11 @@ fn a_regenerated_file_is_reapplied_and_its_history_row_updated_not_duplicated(dr
     std::fs::write(&actor, yaml).expect("write");
     let loaded =
         cdc_build::load_project(project.path(), &cdc_build::Filter::default()).expect("load");
-    let regenerated = cdc_build::generate(&loaded, fixture::GENERATED_AT);
+    let regenerated = cdc_build::generate(
+        &loaded,
+        &cdc_build::GenerateOptions::new(fixture::GENERATED_AT),
+    )
+    .render_all();
     let changed = migrations_of(
         regenerated
             .iter()

@@ -10,8 +10,11 @@
 
 use std::fmt::Write as _;
 
-use super::table::{push_column_definition, push_converge_columns_json, push_joined};
-use super::{TableNames, MARK_TRIGGER};
+use cdc_core::layout::MANAGEMENT_SCHEMA;
+
+use super::table::{
+    push_column_definition, push_converge_call, push_converge_columns_json, push_joined,
+};
 use crate::columns::{
     staging_extra_columns, Column, ColumnOrigin, COL_IS_DELETED, COL_KAFKA_OFFSET,
     COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE, COL_SOURCE_TS, COL_SYNC_TIMESTAMP,
@@ -20,15 +23,15 @@ use crate::ident::{
     push_dollar_quoted, push_ident, push_literal, push_qualified, qualified, quote_ident,
     quote_literal,
 };
-use crate::project::SinkTable;
+use crate::project::{SinkTable, MARK_TRIGGER};
 
 /// Default number of staged rows one merge step consumes.
 pub const DEFAULT_MERGE_BATCH: u32 = 50_000;
 
 /// The body of a staging file.
-pub fn render_staging(table: &SinkTable, names: &TableNames) -> String {
+pub fn render_staging(table: &SinkTable) -> String {
     let mut out = String::with_capacity(staging_capacity(table));
-    push_staging(&mut out, table, names);
+    push_staging(&mut out, table);
     out
 }
 
@@ -38,7 +41,8 @@ pub fn staging_capacity(table: &SinkTable) -> usize {
 }
 
 /// Appends the body of a staging file.
-pub fn push_staging(out: &mut String, table: &SinkTable, names: &TableNames) {
+pub fn push_staging(out: &mut String, table: &SinkTable) {
+    let names = &table.names;
     let staging = qualified(&table.target_schema, &names.staging);
     let is_key = |name: &str| table.primary_key.iter().any(|k| k == name);
     let extras = staging_extra_columns();
@@ -59,7 +63,7 @@ pub fn push_staging(out: &mut String, table: &SinkTable, names: &TableNames) {
         push_column_definition(out, c, not_null);
     });
     out.push_str("\n);\n\n");
-    out.push_str("CALL \"cdc_management\".\"converge_table\"(\n    ");
+    push_converge_call(out);
     push_literal(out, &table.target_schema);
     out.push_str(",\n    ");
     push_literal(out, &names.staging);
@@ -69,8 +73,10 @@ pub fn push_staging(out: &mut String, table: &SinkTable, names: &TableNames) {
     });
     out.push_str("::jsonb,\n    ARRAY[]::text[],\n    true\n);\n\n");
 
+    out.push_str("INSERT INTO ");
+    push_qualified(out, MANAGEMENT_SCHEMA, "merge_control");
     out.push_str(
-        "INSERT INTO \"cdc_management\".\"merge_control\" (\"schema_name\", \"table_name\", \"staging_table\", \"merge_function\")\nVALUES (",
+        " (\"schema_name\", \"table_name\", \"staging_table\", \"merge_function\")\nVALUES (",
     );
     push_joined(
         out,
@@ -89,15 +95,15 @@ pub fn push_staging(out: &mut String, table: &SinkTable, names: &TableNames) {
          SET \"staging_table\" = EXCLUDED.\"staging_table\", \"merge_function\" = EXCLUDED.\"merge_function\";\n\n",
     );
 
-    push_merge_function(out, table, names, &staging);
+    push_merge_function(out, table, &staging);
 
     out.push_str("\nCREATE OR REPLACE TRIGGER ");
     push_ident(out, MARK_TRIGGER);
     out.push_str(" AFTER INSERT ON ");
     out.push_str(&staging);
-    out.push_str(
-        "\n    FOR EACH STATEMENT EXECUTE FUNCTION \"cdc_management\".\"mark_table_for_merge\"(",
-    );
+    out.push_str("\n    FOR EACH STATEMENT EXECUTE FUNCTION ");
+    push_qualified(out, MANAGEMENT_SCHEMA, "mark_table_for_merge");
+    out.push('(');
     push_literal(out, &table.target_table);
     out.push_str(");\n");
 }
@@ -127,12 +133,12 @@ fn build(push: impl FnOnce(&mut String)) -> String {
     out
 }
 
-fn push_merge_function(out: &mut String, table: &SinkTable, names: &TableNames, staging: &str) {
+fn push_merge_function(out: &mut String, table: &SinkTable, staging: &str) {
     let target = qualified(&table.target_schema, &table.target_table);
     out.push_str("-- Merges staged rows into ");
     out.push_str(&target);
     out.push_str("; returns true counts.\nCREATE OR REPLACE FUNCTION ");
-    push_qualified(out, &table.target_schema, &names.merge_function);
+    push_qualified(out, &table.target_schema, &table.names.merge_function);
     let _ = write!(
         out,
         "(p_batch_size INTEGER DEFAULT {DEFAULT_MERGE_BATCH})\n\
@@ -240,7 +246,7 @@ BEGIN
     END IF;
     -- One merge of this table at a time, whoever calls it.
     PERFORM pg_advisory_xact_lock(hashtextextended({lock_key}, 0));
-    UPDATE "cdc_management"."merge_control" AS mc
+    UPDATE {management}."merge_control" AS mc
        SET "pending" = false, "pending_since" = NULL, "last_merge_started_at" = v_started
      WHERE mc."schema_name" = {schema_lit} AND mc."table_name" = {table_lit};
     LOOP
@@ -259,7 +265,7 @@ BEGIN
             SELECT l.*, {is_delete} AS "__cdc_is_delete"
               FROM latest AS l
              WHERE NOT EXISTS (
-                   SELECT 1 FROM "cdc_management"."merge_tombstones" AS d
+                   SELECT 1 FROM {management}."merge_tombstones" AS d
                     WHERE d."schema_name" = {schema_lit} AND d."table_name" = {table_lit}
                       AND d."pk" = {pk_json_l}
                       AND (d."source_ts_ms", d."kafka_offset") >= {pos_l})
@@ -280,7 +286,7 @@ BEGIN
               JOIN {target} AS f ON {pk_match_fl}
              WHERE l."__cdc_is_delete" AND {pos_f} >= {pos_l}
         ), tombstoned AS (
-            INSERT INTO "cdc_management"."merge_tombstones" AS d ("schema_name", "table_name", "pk", "source_ts_ms", "kafka_offset")
+            INSERT INTO {management}."merge_tombstones" AS d ("schema_name", "table_name", "pk", "source_ts_ms", "kafka_offset")
             SELECT {schema_lit}, {table_lit}, {pk_json_l}, coalesce(l.{ts}, -1), coalesce(l.{off}, -1)
               FROM fresh AS l
              WHERE l."__cdc_is_delete"
@@ -317,7 +323,7 @@ BEGIN
         EXIT WHEN v_batch < p_batch_size;
     END LOOP;
     IF t_consumed > 0 THEN
-        INSERT INTO "cdc_management"."cdc_processing_log"
+        INSERT INTO {management}."cdc_processing_log"
             ("schema_name", "table_name", "started_at", "finished_at", "duration_ms",
              "rows_consumed", "rows_superseded", "rows_upserted", "rows_deleted", "rows_stale",
              "min_kafka_offset", "max_kafka_offset", "min_source_ts_ms", "max_source_ts_ms", "max_kafka_timestamp")
@@ -328,7 +334,7 @@ BEGIN
     END IF;
     -- Rows staged while this merge ran keep the table flagged.
     SELECT EXISTS (SELECT 1 FROM {staging}) INTO v_more;
-    UPDATE "cdc_management"."merge_control" AS mc
+    UPDATE {management}."merge_control" AS mc
        SET "last_merge_at" = clock_timestamp(),
            "last_merge_rows" = t_consumed,
            "last_merge_duration_ms" = floor(extract(epoch FROM clock_timestamp() - v_started) * 1000)::BIGINT,
@@ -349,6 +355,7 @@ END;
             out.push(')');
         }),
         pos_excluded = position("EXCLUDED"),
+        management = quote_ident(MANAGEMENT_SCHEMA),
     );
 }
 

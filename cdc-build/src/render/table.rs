@@ -7,12 +7,19 @@
 //! Renderers append to one buffer (`push_*`) rather than building and joining
 //! temporary strings: generation of large projects is dominated by this code.
 
+use cdc_core::layout::MANAGEMENT_SCHEMA;
 use cdc_core::manifest::quote as json_string;
 
-use super::TableNames;
 use crate::columns::{Column, COL_SYNC_TIMESTAMP};
 use crate::ident::{push_dollar_quoted, push_ident, push_literal, push_qualified};
 use crate::project::SinkTable;
+
+/// Appends `CALL "cdc_management"."converge_table"(\n    `.
+pub fn push_converge_call(out: &mut String) {
+    out.push_str("CALL ");
+    push_qualified(out, MANAGEMENT_SCHEMA, "converge_table");
+    out.push_str("(\n    ");
+}
 
 /// Appends one column definition, without the trailing comma.
 pub fn push_column_definition(out: &mut String, column: &Column, not_null: bool) {
@@ -90,9 +97,9 @@ pub fn push_joined<T>(
 }
 
 /// The body of a final-table file.
-pub fn render_table(table: &SinkTable, names: &TableNames) -> String {
+pub fn render_table(table: &SinkTable) -> String {
     let mut out = String::with_capacity(table_capacity(table));
-    push_table(&mut out, table, names);
+    push_table(&mut out, table);
     out
 }
 
@@ -102,7 +109,7 @@ pub fn table_capacity(table: &SinkTable) -> usize {
 }
 
 /// Appends the body of a final-table file.
-pub fn push_table(out: &mut String, table: &SinkTable, names: &TableNames) {
+pub fn push_table(out: &mut String, table: &SinkTable) {
     let mut target = String::with_capacity(64);
     push_qualified(&mut target, &table.target_schema, &table.target_table);
     if table.target_exists {
@@ -133,7 +140,7 @@ pub fn push_table(out: &mut String, table: &SinkTable, names: &TableNames) {
             "-- Bring an existing (older) table to this shape; unsafe changes are refused.\n",
         );
     }
-    out.push_str("CALL \"cdc_management\".\"converge_table\"(\n    ");
+    push_converge_call(out);
     push_literal(out, &table.target_schema);
     out.push_str(",\n    ");
     push_literal(out, &table.target_table);
@@ -147,7 +154,7 @@ pub fn push_table(out: &mut String, table: &SinkTable, names: &TableNames) {
     out.push_str(if table.target_exists { "true" } else { "false" });
     out.push_str("\n);\n\n");
     out.push_str("CREATE INDEX IF NOT EXISTS ");
-    push_ident(out, &names.sync_index);
+    push_ident(out, &table.names.sync_index);
     out.push_str(" ON ");
     out.push_str(&target);
     out.push_str(" (");

@@ -4,9 +4,21 @@
 //! columns; the renderers and the diff engine both call it, so what is compared
 //! is exactly what is generated.
 
+mod defaults;
+mod metadata;
+
 use std::collections::{BTreeMap, HashMap};
 
+use cdc_core::layout::TEMPLATES_FILE;
+
+pub use self::defaults::translate_default;
+pub use self::metadata::{
+    cdc_metadata_columns, staging_extra_columns, COL_IS_DELETED, COL_KAFKA_OFFSET,
+    COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE, COL_SOURCE_TS,
+    COL_SYNC_TIMESTAMP, METADATA_NAMES,
+};
 use crate::ident::check_identifier;
+use crate::location::YamlPath;
 use crate::model::{OneOrMany, RawTable, RawTemplate, RawTemplateRef};
 use crate::types::{MssqlType, PgType, TypeMapping};
 
@@ -34,98 +46,51 @@ pub struct Column {
     pub default: Option<String>,
     /// Where the column comes from.
     pub origin: ColumnOrigin,
-    /// The MSSQL type, for source columns.
-    pub source_type: Option<String>,
 }
 
-/// Name of the operation column (`INSERT`, `UPDATE`, `DELETE`, `READ`, or Debezium's `c`/`u`/`d`/`r`).
-pub const COL_OPERATION: &str = "__cdc_operation";
-/// Source commit time in epoch milliseconds: first part of an event's position.
-pub const COL_SOURCE_TS: &str = "__source_ts_ms";
-/// Kafka offset: second part of an event's position.
-pub const COL_KAFKA_OFFSET: &str = "__kafka_offset";
-/// Source identifier (database, tenant).
-pub const COL_SOURCE: &str = "__source";
-/// Soft-delete marker.
-pub const COL_IS_DELETED: &str = "__is_deleted";
-/// When the row was last merged.
-pub const COL_SYNC_TIMESTAMP: &str = "__sync_timestamp";
-/// Kafka partition (staging only).
-pub const COL_KAFKA_PARTITION: &str = "__kafka_partition";
-/// Kafka record timestamp (staging only).
-pub const COL_KAFKA_TIMESTAMP: &str = "__kafka_timestamp";
-
-/// The six CDC metadata columns every final table ends with.
-pub fn cdc_metadata_columns() -> Vec<Column> {
-    let meta = |name: &str, pg_type, not_null, default: Option<&str>| Column {
-        name: name.to_string(),
-        pg_type,
-        not_null,
-        default: default.map(str::to_string),
-        origin: ColumnOrigin::Metadata,
-        source_type: None,
-    };
-    vec![
-        meta(COL_OPERATION, PgType::Text, false, None),
-        meta(COL_SOURCE_TS, PgType::BigInt, false, None),
-        meta(COL_KAFKA_OFFSET, PgType::BigInt, false, None),
-        meta(COL_SOURCE, PgType::Text, false, None),
-        meta(COL_IS_DELETED, PgType::Boolean, true, Some("false")),
-        meta(
-            COL_SYNC_TIMESTAMP,
-            PgType::TimestampTz(None),
-            true,
-            Some("now()"),
-        ),
-    ]
+/// The file and node a pipeline problem concerns; paths are relative to the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueSite {
+    /// The table YAML, from its root (`columns[2]`, `primary_key`).
+    TableFile(YamlPath),
+    /// The service file, under the source table's entry
+    /// (`<service>.source.tables.<schema>.<Table>`): `ignore_columns`, `primary_key`.
+    SourceTableEntry(YamlPath),
+    /// The service file, under the sink table's entry
+    /// (`<service>.sinks.<sink>.tables.<schema>.<Table>`): `column_templates`.
+    SinkTableEntry(YamlPath),
 }
 
-/// Names of the metadata columns of final and staging tables, in the order of
-/// [`cdc_metadata_columns`] then [`staging_extra_columns`].
-pub const METADATA_NAMES: [&str; 8] = [
-    COL_OPERATION,
-    COL_SOURCE_TS,
-    COL_KAFKA_OFFSET,
-    COL_SOURCE,
-    COL_IS_DELETED,
-    COL_SYNC_TIMESTAMP,
-    COL_KAFKA_PARTITION,
-    COL_KAFKA_TIMESTAMP,
-];
-
-/// The columns a staging table has beyond the final table's.
-pub fn staging_extra_columns() -> Vec<Column> {
-    [
-        (COL_KAFKA_PARTITION, PgType::Integer),
-        (COL_KAFKA_TIMESTAMP, PgType::TimestampTz(None)),
-    ]
-    .into_iter()
-    .map(|(name, pg_type)| Column {
-        name: name.to_string(),
-        pg_type,
-        not_null: false,
-        default: None,
-        origin: ColumnOrigin::Metadata,
-        source_type: None,
-    })
-    .collect()
-}
-
-/// A problem found by the pipeline, with the field it concerns.
+/// A problem found by the pipeline, with the field it concerns and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineIssue {
-    /// Field path in the table YAML, or in the service file when `in_service` is set.
+    /// The field as reported, relative to its site's entry (`columns[2].type`, `ignore_columns`).
     pub field: String,
-    /// Needles to locate the line (see [`crate::error::locate`]).
-    pub locate: Vec<String>,
-    /// Whether the problem is in the service file rather than the table YAML.
-    pub in_service: bool,
+    /// The file and node the problem concerns.
+    pub site: IssueSite,
     /// What is wrong.
     pub message: String,
 }
 
-/// A locate needle meaning "the n-th item of `columns:`".
-pub const ITEM_LOCATOR: &str = "#columns-item:";
+impl PipelineIssue {
+    fn new(field: impl Into<String>, site: IssueSite, message: impl Into<String>) -> PipelineIssue {
+        PipelineIssue {
+            field: field.into(),
+            site,
+            message: message.into(),
+        }
+    }
+
+    /// A problem with the `index`-th item of the table's `columns`, in `field` of it.
+    fn column(index: usize, field: &str, message: impl Into<String>) -> PipelineIssue {
+        let item = YamlPath::root().key("columns").item(index);
+        PipelineIssue::new(
+            item.clone().key(field).to_string(),
+            IssueSite::TableFile(item),
+            message,
+        )
+    }
+}
 
 /// Inputs of the pipeline for one sink table.
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +122,23 @@ pub struct TableColumns {
     pub warnings: Vec<PipelineIssue>,
 }
 
+/// Where a column name was first seen, for collisions with later names.
+#[derive(Debug, Clone, Copy)]
+enum FirstSeen<'a> {
+    /// The `index`-th column of the table YAML.
+    Source(&'a str, usize),
+    /// The `index`-th column template reference of the sink table.
+    Template(&'a str, usize),
+}
+
+impl<'a> FirstSeen<'a> {
+    fn name(self) -> &'a str {
+        match self {
+            FirstSeen::Source(name, _) | FirstSeen::Template(name, _) => name,
+        }
+    }
+}
+
 /// Builds a table's full column list: source columns (minus `ignore_columns`,
 /// limited by `include_columns`), then column templates, then the CDC metadata
 /// columns. Every problem found is returned, not just the first.
@@ -167,12 +149,9 @@ pub fn build_full_column_list(
     let mut warnings = Vec::new();
     let table = input.table;
     // Lowercased name → the first column that has it.
-    let mut seen: HashMap<String, &str> = HashMap::with_capacity(table.columns.len() + 8);
-    let issue = |field: String, locate: Vec<String>, message: String| PipelineIssue {
-        field,
-        locate,
-        in_service: false,
-        message,
+    let mut seen: HashMap<String, FirstSeen<'_>> = HashMap::with_capacity(table.columns.len() + 8);
+    let in_options = |list: &str, name: &str| {
+        IssueSite::SourceTableEntry(YamlPath::root().key(list).scalar(name))
     };
 
     // Names that the service file refers to must exist. Of columns with the
@@ -190,15 +169,14 @@ pub fn build_full_column_list(
     ] {
         for name in list.unwrap_or_default() {
             if known(name).is_none() {
-                issues.push(PipelineIssue {
-                    field: list_name.to_string(),
-                    locate: vec![list_name.to_string(), name.clone()],
-                    in_service: true,
-                    message: format!(
+                issues.push(PipelineIssue::new(
+                    list_name,
+                    in_options(list_name, name),
+                    format!(
                         "column `{name}` is not a column of {}.{}",
                         table.schema, table.table
                     ),
-                });
+                ));
             }
         }
     }
@@ -227,11 +205,14 @@ pub fn build_full_column_list(
     for name in primary_key {
         match known(name) {
             Some(column) => primary_key_resolved.push(column.name.clone()),
-            None => issues.push(PipelineIssue {
-                field: "primary_key".to_string(),
-                locate: vec!["primary_key".to_string(), name.clone()],
-                in_service: key_from_service,
-                message: format!(
+            None => issues.push(PipelineIssue::new(
+                "primary_key",
+                if key_from_service {
+                    in_options("primary_key", name)
+                } else {
+                    IssueSite::TableFile(YamlPath::root().key("primary_key").scalar(name))
+                },
+                format!(
                     "primary key names `{name}`, which is not a column of {}.{} (columns: {})",
                     table.schema,
                     table.table,
@@ -242,7 +223,7 @@ pub fn build_full_column_list(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            }),
+            )),
         }
     }
 
@@ -259,23 +240,23 @@ pub fn build_full_column_list(
     };
     let mut columns = Vec::with_capacity(table.columns.len() + input.template_refs.len() + 6);
     for (index, raw) in table.columns.iter().enumerate() {
-        let field = |name: &str| format!("columns[{index}].{name}");
-        let locate = || vec![format!("{ITEM_LOCATOR}{index}")];
         if let Err(message) = check_identifier(&raw.name) {
-            issues.push(issue(
-                field("name"),
-                locate(),
+            issues.push(PipelineIssue::column(
+                index,
+                "name",
                 format!("column name cannot be represented in PostgreSQL: {message}"),
             ));
             continue;
         }
-        if let Some(first) = seen.insert(raw.name.to_lowercase(), &raw.name) {
-            issues.push(issue(
-                field("name"),
-                vec![format!("{ITEM_LOCATOR}{index}")],
+        let lowercase = raw.name.to_lowercase();
+        if let Some(first) = seen.insert(lowercase, FirstSeen::Source(&raw.name, index)) {
+            issues.push(PipelineIssue::column(
+                index,
+                "name",
                 format!(
-                    "column `{}` is listed twice (case-insensitively the same as `{first}`)",
-                    raw.name
+                    "column `{}` is listed twice (case-insensitively the same as `{}`)",
+                    raw.name,
+                    first.name()
                 ),
             ));
             continue;
@@ -283,15 +264,14 @@ pub fn build_full_column_list(
         let in_key = primary_key_resolved.iter().any(|k| k == &raw.name);
         if ignored(&raw.name) || (!included(&raw.name) && !in_key) {
             if in_key {
-                issues.push(PipelineIssue {
-                    field: "ignore_columns".to_string(),
-                    locate: vec!["ignore_columns".to_string(), raw.name.clone()],
-                    in_service: true,
-                    message: format!(
+                issues.push(PipelineIssue::new(
+                    "ignore_columns",
+                    in_options("ignore_columns", &raw.name),
+                    format!(
                         "`{}` is part of the primary key and cannot be ignored",
                         raw.name
                     ),
-                });
+                ));
             }
             continue;
         }
@@ -299,25 +279,25 @@ pub fn build_full_column_list(
             match MssqlType::from_parts(&raw.type_name, raw.max_length, raw.precision, raw.scale) {
                 Ok(ty) => ty,
                 Err(message) => {
-                    issues.push(issue(field("type"), locate(), message));
+                    issues.push(PipelineIssue::column(index, "type", message));
                     continue;
                 }
             };
         let mapped = match input.mapping.map(&mssql) {
             Ok(mapped) => mapped,
             Err(message) => {
-                issues.push(issue(
-                    field("type"),
-                    locate(),
+                issues.push(PipelineIssue::column(
+                    index,
+                    "type",
                     format!("`{mssql}`: {message}"),
                 ));
                 continue;
             }
         };
         if mapped.fallback {
-            warnings.push(issue(
-                field("type"),
-                locate(),
+            warnings.push(PipelineIssue::column(
+                index,
+                "type",
                 format!(
                     "unknown MSSQL type `{}` of column {}.{}.{} mapped to text",
                     raw.type_name, table.schema, table.table, raw.name
@@ -338,9 +318,9 @@ pub fn build_full_column_list(
                     && !text.trim().is_empty()
                     && !text.eq_ignore_ascii_case("null")
                 {
-                    warnings.push(issue(
-                        field("default_value"),
-                        locate(),
+                    warnings.push(PipelineIssue::column(
+                        index,
+                        "default_value",
                         format!("MSSQL default `{text}` of column `{}` has no PostgreSQL translation; the column gets no default", raw.name),
                     ));
                 }
@@ -353,32 +333,36 @@ pub fn build_full_column_list(
             not_null: in_key || !raw.nullable,
             default,
             origin: ColumnOrigin::Source,
-            source_type: Some(mssql.to_string()),
         });
     }
     if table.columns.is_empty() {
-        issues.push(issue(
-            "columns".to_string(),
-            vec!["columns".to_string()],
-            "a table needs at least one column".to_string(),
+        let columns = YamlPath::root().key("columns");
+        issues.push(PipelineIssue::new(
+            columns.to_string(),
+            IssueSite::TableFile(columns),
+            "a table needs at least one column",
         ));
     }
 
     for (index, reference) in input.template_refs.iter().enumerate() {
-        let field = format!("column_templates[{index}].template");
-        let service_issue = |message: String| PipelineIssue {
-            field: field.clone(),
-            locate: vec!["column_templates".to_string(), reference.template.clone()],
-            in_service: true,
-            message,
+        let field = YamlPath::root()
+            .key("column_templates")
+            .item(index)
+            .key("template");
+        let template_issue = |message: String| {
+            PipelineIssue::new(
+                field.to_string(),
+                IssueSite::SinkTableEntry(field.clone()),
+                message,
+            )
         };
         let Some(template) = input.templates.get(&reference.template) else {
             let known: Vec<&str> = input.templates.keys().map(String::as_str).collect();
-            issues.push(service_issue(format!(
+            issues.push(template_issue(format!(
                 "unknown column template `{}` (known: {})",
                 reference.template,
                 if known.is_empty() {
-                    "none; is services/_schemas/column-templates.yaml missing?".to_string()
+                    format!("none; is {TEMPLATES_FILE} missing?")
                 } else {
                     known.join(", ")
                 }
@@ -387,7 +371,7 @@ pub fn build_full_column_list(
         };
         let name: &str = reference.name.as_deref().unwrap_or(&template.name);
         if let Err(message) = check_identifier(name) {
-            issues.push(service_issue(format!(
+            issues.push(template_issue(format!(
                 "template column name cannot be represented: {message}"
             )));
             continue;
@@ -395,16 +379,17 @@ pub fn build_full_column_list(
         let pg_type = match PgType::parse(&template.type_name) {
             Ok(t) => t,
             Err(message) => {
-                issues.push(service_issue(format!(
+                issues.push(template_issue(format!(
                     "template `{}`: {message}",
                     reference.template
                 )));
                 continue;
             }
         };
-        if let Some(first) = seen.insert(name.to_lowercase(), name) {
-            issues.push(service_issue(format!(
-                "template column `{name}` collides with column `{first}`"
+        if let Some(first) = seen.insert(name.to_lowercase(), FirstSeen::Template(name, index)) {
+            issues.push(template_issue(format!(
+                "template column `{name}` collides with column `{}`",
+                first.name()
             )));
             continue;
         }
@@ -414,17 +399,29 @@ pub fn build_full_column_list(
             not_null: template.not_null,
             default: template.default.clone(),
             origin: ColumnOrigin::Template,
-            source_type: None,
         });
     }
 
     for meta in METADATA_NAMES {
         // The names are lowercase already.
-        if let Some(first) = seen.get(meta) {
-            issues.push(issue(
-                "columns".to_string(),
-                vec![format!("name: {first}")],
-                format!("column `{first}` collides with the CDC metadata column `{meta}`"),
+        if let Some(&first) = seen.get(meta) {
+            let (field, site) = match first {
+                FirstSeen::Source(_, index) => (
+                    "columns".to_string(),
+                    IssueSite::TableFile(YamlPath::root().key("columns").item(index)),
+                ),
+                FirstSeen::Template(_, index) => {
+                    let item = YamlPath::root().key("column_templates").item(index);
+                    (item.to_string(), IssueSite::SinkTableEntry(item))
+                }
+            };
+            issues.push(PipelineIssue::new(
+                field,
+                site,
+                format!(
+                    "column `{}` collides with the CDC metadata column `{meta}`",
+                    first.name()
+                ),
             ));
         }
     }
@@ -451,84 +448,9 @@ fn same_lowercase(a: &str, b: &str) -> bool {
     }
 }
 
-/// Translates the MSSQL defaults that have an exact PostgreSQL meaning.
-pub fn translate_default(mssql: &str, pg_type: &PgType) -> Option<String> {
-    let mut text = mssql.trim();
-    while let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
-        text = inner.trim();
-    }
-    let lower = text.to_ascii_lowercase();
-    match lower.as_str() {
-        "getdate()" | "sysdatetime()" | "current_timestamp" => {
-            return matches!(
-                pg_type,
-                PgType::Timestamp(_) | PgType::TimestampTz(_) | PgType::Date
-            )
-            .then(|| "now()".to_string())
-        }
-        "getutcdate()" | "sysutcdatetime()" => {
-            return matches!(pg_type, PgType::Timestamp(_))
-                .then(|| "timezone('utc', now())".to_string())
-        }
-        "sysdatetimeoffset()" => {
-            return matches!(pg_type, PgType::TimestampTz(_)).then(|| "now()".to_string())
-        }
-        "newid()" | "newsequentialid()" => {
-            return matches!(pg_type, PgType::Uuid).then(|| "gen_random_uuid()".to_string())
-        }
-        _ => {}
-    }
-    let numeric = {
-        let digits = lower.strip_prefix('-').unwrap_or(&lower);
-        !digits.is_empty()
-            && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
-            && digits.chars().filter(|c| *c == '.').count() <= 1
-            && !digits.starts_with('.')
-            && !digits.ends_with('.')
-    };
-    if numeric {
-        return match pg_type {
-            PgType::Boolean => match lower.as_str() {
-                "0" => Some("false".to_string()),
-                "1" => Some("true".to_string()),
-                _ => None,
-            },
-            PgType::SmallInt
-            | PgType::Integer
-            | PgType::BigInt
-            | PgType::Numeric(_)
-            | PgType::Real
-            | PgType::Double => Some(lower.clone()),
-            _ => None,
-        };
-    }
-    let quoted = text.strip_prefix('N').unwrap_or(text);
-    if quoted.len() >= 2 && quoted.starts_with('\'') && quoted.ends_with('\'') {
-        let inner = &quoted[1..quoted.len() - 1];
-        if inner.replace("''", "").contains('\'') {
-            return None;
-        }
-        let value = inner.replace("''", "'");
-        return matches!(pg_type, PgType::Char(_) | PgType::Varchar(_) | PgType::Text)
-            .then(|| crate::ident::quote_literal(&value));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metadata_names_match_the_columns() {
-        let names: Vec<String> = cdc_metadata_columns()
-            .into_iter()
-            .chain(staging_extra_columns())
-            .map(|c| c.name)
-            .collect();
-        assert_eq!(names, METADATA_NAMES);
-        assert!(METADATA_NAMES.iter().all(|n| *n == n.to_lowercase()));
-    }
 
     #[test]
     fn lowercase_comparison() {
@@ -537,35 +459,5 @@ mod tests {
         // KELVIN SIGN lowercases to an ASCII k.
         assert!(same_lowercase("\u{212A}ey", "key"));
         assert!(same_lowercase("Äpfel", "äPFEL"));
-    }
-
-    #[test]
-    fn defaults() {
-        assert_eq!(
-            translate_default("((0))", &PgType::Boolean).as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            translate_default("((42))", &PgType::Integer).as_deref(),
-            Some("42")
-        );
-        assert_eq!(
-            translate_default("(-1.5)", &PgType::Numeric(None)).as_deref(),
-            Some("-1.5")
-        );
-        assert_eq!(
-            translate_default("(getdate())", &PgType::Timestamp(Some(3))).as_deref(),
-            Some("now()")
-        );
-        assert_eq!(
-            translate_default("(newid())", &PgType::Uuid).as_deref(),
-            Some("gen_random_uuid()")
-        );
-        assert_eq!(
-            translate_default("(N'it''s')", &PgType::Varchar(Some(5))).as_deref(),
-            Some("'it''s'")
-        );
-        assert_eq!(translate_default("(dbo.fn())", &PgType::Integer), None);
-        assert_eq!(translate_default("((1))", &PgType::Uuid), None);
     }
 }
