@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
-use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR, REGENERATE_COMMAND, SERVICES_DIR};
+use cdc_build::{find_project_root, RootMarker};
+use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR, REGENERATE_COMMAND};
 use cdc_runtime::{
     connect, ApplyError, ApplyEvent, ConnectOptions, FailureReport, FileState, FileStatus,
     Migrations, Migrator,
@@ -36,19 +37,7 @@ fn project_root(project_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
         Some(dir) => dir.to_path_buf(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let start = start
-        .canonicalize()
-        .with_context(|| format!("{}", start.display()))?;
-    start
-        .ancestors()
-        .find(|dir| dir.join(MIGRATIONS_DIR).is_dir() || dir.join(SERVICES_DIR).is_dir())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| {
-            usage(format!(
-                "no project found: no `{MIGRATIONS_DIR}/` or `{SERVICES_DIR}/` in {} or above",
-                start.display()
-            ))
-        })
+    find_project_root(&start, RootMarker::ServicesOrMigrations).map_err(|e| usage(e.to_string()))
 }
 
 /// Picks the sink directory: the one given, or the only one there is.

@@ -83,7 +83,7 @@ fn write_probe(dir: &Path) {
         dir.join("src/main.rs"),
         "static MIGRATIONS: cdc_runtime::Migrations =\n    \
          cdc_runtime::include_migrations!(path = \"migrations/shop_sink\");\n\n\
-         mod rows {\n    include!(concat!(env!(\"OUT_DIR\"), \"/cdc/rows.rs\"));\n}\n\n\
+         mod rows {\n    cdc_runtime::include_rows!();\n}\n\n\
          fn main() {\n    println!(\"{} files, table {}\", MIGRATIONS.files().len(), rows::shop::Customer::TABLE);\n}\n",
     )
     .expect("writing main.rs");

@@ -176,8 +176,8 @@ pub fn render_rows<'a>(sinks: impl IntoIterator<Item = &'a Sink>) -> Result<Stri
     out.push('\n');
     out.push_str(&fingerprint);
     out.push_str(&format!(
-        "\n// Row structs of the sink tables: include with\n\
-         // `include!(concat!(env!(\"OUT_DIR\"), \"/{OUT_DIR_ROWS}\"));`\n"
+        "\n// Row structs of the sink tables (`$OUT_DIR/{OUT_DIR_ROWS}`): include with\n\
+         // `mod rows {{ cdc_runtime::include_rows!(); }}`\n"
     ));
     for (schema, module, tables) in &modules {
         out.push_str(&format!(
