@@ -314,25 +314,6 @@ mod tests {
     use cdc_core::checksum::assemble;
     use cdc_core::manifest::SinkTarget;
 
-    /// A throwaway directory removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir =
-                std::env::temp_dir().join(format!("cdc-macros-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn write_sink(dir: &Path, name: &str) {
         let manifest = Manifest {
             generated_at: "2026-01-01 00:00:00 UTC".into(),
@@ -398,9 +379,9 @@ mod tests {
 
     #[test]
     fn embeds_files_in_apply_order_with_include_str() {
-        let tmp = TempDir::new("ok");
-        write_sink(&tmp.0.join(OUT_DIR_MIGRATIONS).join("s"), "s");
-        let tokens = expand(&MacroInput::Sink(lit("s")), &env(&tmp.0))
+        let tmp = tempfile::tempdir().unwrap();
+        write_sink(&tmp.path().join(OUT_DIR_MIGRATIONS).join("s"), "s");
+        let tokens = expand(&MacroInput::Sink(lit("s")), &env(&tmp.path()))
             .unwrap()
             .to_string();
         let order: Vec<usize> = ["01-create-schemas.sql", "T.sql\"", "T-staging.sql\""]
@@ -420,8 +401,8 @@ mod tests {
 
     #[test]
     fn reports_every_problem_by_name() {
-        let tmp = TempDir::new("errors");
-        let root = tmp.0.join(OUT_DIR_MIGRATIONS);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join(OUT_DIR_MIGRATIONS);
         write_sink(&root.join("good"), "good");
         write_sink(&root.join("tampered"), "tampered");
         let table = root.join("tampered/01-tables/T.sql");
@@ -430,7 +411,7 @@ mod tests {
         write_sink(&root.join("missing_file"), "missing_file");
         std::fs::remove_file(root.join("missing_file/01-tables/T-staging.sql")).unwrap();
         std::fs::create_dir_all(root.join("no_manifest")).unwrap();
-        let env = env(&tmp.0);
+        let env = env(&tmp.path());
 
         let unknown = error_of(MacroInput::Sink(lit("nope")), &env);
         assert!(

@@ -52,30 +52,11 @@ pub fn expand(_input: NoArguments, env: &Env) -> syn::Result<TokenStream> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use proc_macro2::Literal;
 
     use super::*;
-
-    /// A throwaway directory removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir =
-                std::env::temp_dir().join(format!("cdc-macros-rows-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn env(out_dir: &Path) -> Env {
         Env {
@@ -105,11 +86,11 @@ mod tests {
 
     #[test]
     fn includes_the_absolute_path_of_the_generated_rows() {
-        let tmp = TempDir::new("ok");
-        let rows = tmp.0.join(OUT_DIR_ROWS);
+        let tmp = tempfile::tempdir().unwrap();
+        let rows = tmp.path().join(OUT_DIR_ROWS);
         std::fs::create_dir_all(rows.parent().unwrap()).unwrap();
         std::fs::write(&rows, "pub mod shop {}\n").unwrap();
-        let tokens = expand(NoArguments, &env(&tmp.0)).unwrap().to_string();
+        let tokens = expand(NoArguments, &env(&tmp.path())).unwrap().to_string();
         assert!(rows.is_absolute());
         let path = Literal::string(rows.to_str().unwrap());
         assert_eq!(tokens, quote! { ::core::include!(#path); }.to_string());
@@ -121,8 +102,8 @@ mod tests {
         assert!(unset.contains("OUT_DIR is not set"), "{unset}");
         assert!(unset.contains(ADD_BUILD_SCRIPT), "{unset}");
 
-        let tmp = TempDir::new("missing");
-        let missing = error_of(&env(&tmp.0));
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = error_of(&env(&tmp.path()));
         assert!(
             missing.contains("`$OUT_DIR/cdc/rows.rs` does not exist"),
             "{missing}"
