@@ -122,6 +122,7 @@ fn table_from_rows(
 /// One column: the base type with its parameters as the YAML format wants them.
 fn column_from_row(table: &TableRef, row: &CatalogRow) -> Result<ColumnYaml, Error> {
     let base = resolved_type_name(row);
+    let base_lowercase = base.to_ascii_lowercase();
     let mut column = ColumnYaml {
         name: row.column_name.clone(),
         type_name: base.clone(),
@@ -142,7 +143,7 @@ fn column_from_row(table: &TableRef, row: &CatalogRow) -> Result<ColumnYaml, Err
             row.max_length
         ),
     };
-    match base.as_str() {
+    match base_lowercase.as_str() {
         "nvarchar" | "nchar" => {
             column.max_length = Some(match row.max_length {
                 -1 => -1,
@@ -172,11 +173,10 @@ fn column_from_row(table: &TableRef, row: &CatalogRow) -> Result<ColumnYaml, Err
 
 /// An alias type stands for its system type; CLR types and `sysname` keep their name.
 fn resolved_type_name(row: &CatalogRow) -> String {
-    let name = match (&row.system_type_name, row.is_user_defined) {
-        (Some(system), true) => system,
-        _ => &row.type_name,
-    };
-    name.to_ascii_lowercase()
+    match (&row.system_type_name, row.is_user_defined) {
+        (Some(system), true) => system.clone(),
+        _ => row.type_name.clone(),
+    }
 }
 
 /// Computed columns are recorded in the column's description.
