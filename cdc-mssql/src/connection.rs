@@ -52,29 +52,35 @@ impl fmt::Display for ConnectionSettings {
 }
 
 impl ConnectionSettings {
-    /// Reads `MSSQL_<ENV>_<KEY>`, then `MSSQL_<KEY>`, through `lookup`
+    /// Reads `MSSQL_<ENV>_<KEY>`, then `MSSQL_<KEY>` (only the latter without an
+    /// environment), through `lookup`
     /// (`std::env::var` in the CLI). Keys: HOST, PORT (1433), DATABASE, USER,
     /// PASSWORD, ENCRYPT (true), TRUST_SERVER_CERTIFICATE (false).
     pub fn from_env(
-        env: &str,
+        env: Option<&str>,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<ConnectionSettings, Error> {
-        let prefix: String = env
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let prefix: Option<String> = env.map(|env| {
+            env.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        });
         let get = |key: &str| -> (String, Option<String>) {
+            let generic = format!("MSSQL_{key}");
+            let Some(prefix) = &prefix else {
+                let value = lookup(&generic).filter(|v| !v.is_empty());
+                return (generic, value);
+            };
             let specific = format!("MSSQL_{prefix}_{key}");
             if let Some(value) = lookup(&specific).filter(|v| !v.is_empty()) {
                 return (specific, Some(value));
             }
-            let generic = format!("MSSQL_{key}");
             let value = lookup(&generic).filter(|v| !v.is_empty());
             (if value.is_some() { generic } else { specific }, value)
         };
@@ -83,7 +89,7 @@ impl ConnectionSettings {
                 (_, Some(value)) => Ok(value),
                 (variable, None) => Err(Error::MissingSetting {
                     variable,
-                    fallback: format!("MSSQL_{key}"),
+                    fallback: prefix.as_ref().map(|_| format!("MSSQL_{key}")),
                 }),
             }
         };
@@ -236,7 +242,7 @@ mod tests {
     #[test]
     fn environment_specific_variables_win_over_generic_ones() {
         let settings = ConnectionSettings::from_env(
-            "dev",
+            Some("dev"),
             lookup(&[
                 ("MSSQL_DEV_HOST", "dev-host"),
                 ("MSSQL_HOST", "generic-host"),
@@ -257,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        let err = ConnectionSettings::from_env("stage", lookup(&[("MSSQL_HOST", "h")]))
+        let err = ConnectionSettings::from_env(Some("stage"), lookup(&[("MSSQL_HOST", "h")]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("MSSQL_STAGE_DATABASE"), "{err}");
@@ -266,7 +272,7 @@ mod tests {
     #[test]
     fn a_bad_port_is_refused() {
         let err = ConnectionSettings::from_env(
-            "dev",
+            Some("dev"),
             lookup(&[("MSSQL_PORT", "x"), ("MSSQL_HOST", "h")]),
         )
         .unwrap_err()

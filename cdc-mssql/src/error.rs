@@ -66,12 +66,12 @@ pub enum Error {
         reason: &'static str,
     },
     /// A connection setting is missing.
-    #[error("{variable} is not set (nor {fallback})")]
+    #[error("{variable} is not set{}", fallback.as_ref().map(|f| format!(" (nor {f})")).unwrap_or_default())]
     MissingSetting {
-        /// The environment-specific variable.
+        /// The variable looked up first.
         variable: String,
-        /// The generic variable tried next.
-        fallback: String,
+        /// The generic variable tried next, when there is one.
+        fallback: Option<String>,
     },
     /// A connection setting has a value that does not parse.
     #[error("{variable}: {message}")]

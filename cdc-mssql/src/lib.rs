@@ -46,7 +46,7 @@
 //! use cdc_mssql::connection::ConnectionSettings;
 //! use cdc_mssql::driver::SourceConnection;
 //!
-//! let settings = ConnectionSettings::from_env("dev", |key| std::env::var(key).ok())?;
+//! let settings = ConnectionSettings::from_env(Some("dev"), |key| std::env::var(key).ok())?;
 //! let mut source = SourceConnection::connect(&settings)?;
 //! let rows = source.catalog_rows(Some("dbo"))?;
 //! println!("{} columns", rows.len());
