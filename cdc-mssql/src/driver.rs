@@ -198,6 +198,21 @@ impl SourceConnection {
         }
     }
 
+    /// Runs a batch of T-SQL with no parameters (set-up of the real-server tests).
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), Error> {
+        let client = &mut self.client;
+        self.runtime.block_on(async {
+            client
+                .simple_query(sql)
+                .await
+                .map_err(|source| query_error("running a batch", source))?
+                .into_results()
+                .await
+                .map(drop)
+                .map_err(|source| query_error("running a batch", source))
+        })
+    }
+
     /// `sys.sp_cdc_enable_db`
     pub fn enable_database(&mut self) -> Result<(), Error> {
         self.execute(
