@@ -52,7 +52,7 @@ impl SourceConnection {
             host: settings.host.clone(),
             port: settings.port,
             database: settings.database.clone(),
-            source,
+            source: Box::new(source),
         };
         let client = runtime.block_on(async {
             let tcp = TcpStream::connect((settings.host.as_str(), settings.port))
@@ -71,15 +71,12 @@ impl SourceConnection {
         self.runtime.block_on(async {
             let stream = query.query(client).await.map_err(|source| Error::Query {
                 what: what.to_string(),
-                source,
+                source: Box::new(source),
             })?;
             stream
                 .into_first_result()
                 .await
-                .map_err(|source| Error::Query {
-                    what: what.to_string(),
-                    source,
-                })
+                .map_err(|source| query_error(what, source))
         })
     }
 
@@ -90,10 +87,7 @@ impl SourceConnection {
                 .execute(client)
                 .await
                 .map(drop)
-                .map_err(|source| Error::Query {
-                    what: what.to_string(),
-                    source,
-                })
+                .map_err(|source| query_error(what, source))
         })
     }
 
@@ -250,7 +244,7 @@ impl SourceConnection {
 fn query_error(what: &str, source: tiberius::error::Error) -> Error {
     Error::Query {
         what: what.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -92,7 +92,7 @@ pub enum Error {
         database: String,
         /// The driver's error.
         #[source]
-        source: tiberius::error::Error,
+        source: Box<tiberius::error::Error>,
     },
     /// A query failed.
     #[error("{what}: {source}")]
@@ -101,7 +101,7 @@ pub enum Error {
         what: String,
         /// The driver's error, with the server's message.
         #[source]
-        source: tiberius::error::Error,
+        source: Box<tiberius::error::Error>,
     },
     /// A query returned a row of an unexpected shape.
     #[error("{what}: unexpected result: {message}")]
