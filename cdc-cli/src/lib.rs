@@ -6,11 +6,14 @@
 
 mod apply;
 mod generate;
+mod mssql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use mssql::{CleanCdcArgs, EnableCdcArgs, ResourcesArgs, ServicesCommand};
 
 /// CDC migrations: MSSQL table YAML in, PostgreSQL sink migrations out.
 #[derive(Debug, Parser)]
@@ -27,6 +30,9 @@ pub enum Command {
     /// Generate, check and apply PostgreSQL migrations.
     #[command(name = "manage-migrations", subcommand)]
     ManageMigrations(MigrationsCommand),
+    /// Inspect the MSSQL source: write or check the table YAML.
+    #[command(name = "manage-services", subcommand)]
+    ManageServices(ServicesCommand),
 }
 
 /// `cdc manage-migrations ...`
@@ -38,6 +44,10 @@ pub enum MigrationsCommand {
     Apply(ApplyArgs),
     /// Show which files of a sink are applied, pending or modified.
     Status(StatusArgs),
+    /// Enable CDC on the MSSQL source database and the service's source tables.
+    EnableCdc(EnableCdcArgs),
+    /// Remove old change rows from the MSSQL source's capture instances.
+    CleanCdc(CleanCdcArgs),
 }
 
 /// Output format of apply, status and `generate --check`.
@@ -130,6 +140,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::ManageMigrations(MigrationsCommand::Generate(args)) => generate::run(&args),
         Command::ManageMigrations(MigrationsCommand::Apply(args)) => apply::run_apply(&args),
         Command::ManageMigrations(MigrationsCommand::Status(args)) => apply::run_status(&args),
+        Command::ManageMigrations(MigrationsCommand::EnableCdc(args)) => {
+            return mssql::run_enable_cdc(&args)
+        }
+        Command::ManageMigrations(MigrationsCommand::CleanCdc(args)) => {
+            return mssql::run_clean_cdc(&args)
+        }
+        Command::ManageServices(command) => return mssql::run_services(&command),
     };
     match result {
         Ok(code) => code,
