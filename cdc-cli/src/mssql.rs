@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use cdc_build::{find_project_root, RootMarker};
 use cdc_mssql::connection::ConnectionSettings;
 use cdc_mssql::driver::SourceConnection;
 use cdc_mssql::inspect::{check_tables, save_tables, select_tables, InspectScope};
 use cdc_mssql::plan::{plan_clean, plan_enable, CleanStep, EnableStep};
-use cdc_mssql::project::{choose_service, find_project_root};
+use cdc_mssql::project::choose_service;
 use cdc_mssql::script::{clean_cdc_script, enable_cdc_script};
 use cdc_mssql::{Error, TableRef};
 use clap::{Args, Subcommand};
@@ -148,10 +149,10 @@ fn project_root(dir: Option<&Path>) -> Result<PathBuf, Failure> {
             source: e,
         })?,
     };
-    find_project_root(&start).ok_or_else(|| {
+    find_project_root(&start, RootMarker::Services).map_err(|e| {
         Failure::from(Error::InvalidFile {
             path: start,
-            message: "no `services/` directory here or above (use --project-dir)".to_string(),
+            message: format!("{e} (use --project-dir)"),
         })
     })
 }

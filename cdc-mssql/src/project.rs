@@ -42,14 +42,6 @@ impl ServiceScope {
     }
 }
 
-/// The project root: the first directory from `start` upward that holds `services/`.
-pub fn find_project_root(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .find(|dir| dir.join(SERVICES_DIR).is_dir())
-        .map(Path::to_path_buf)
-}
-
 /// Every service of the project, by name, with its source tables.
 pub fn load_services(root: &Path) -> Result<BTreeMap<String, ServiceScope>, Error> {
     let dir = root.join(SERVICES_DIR);
