@@ -13,20 +13,30 @@ mod unique_keys;
 pub const MAX_YAML_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Reads a YAML file as text: bounded in size, UTF-8 (an invalid byte is an
-/// error at its line), a leading byte-order mark dropped.
-pub(crate) fn read_text(path: &Path) -> Result<String, Error> {
+/// error at its line), a leading byte-order mark dropped. Problems name the
+/// file as `rel`.
+pub(crate) fn read_text(path: &Path, rel: &Path) -> Result<String, Error> {
     use std::io::Read as _;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    let refuse = |message: String| Err(Error::invalid(Diagnostic::new(rel, message)));
+    let link = std::fs::symlink_metadata(path).map_err(|e| Error::io(rel, e))?;
+    if link.file_type().is_symlink() && std::fs::metadata(path).is_err() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        return refuse(format!(
+            "is a symbolic link to {}, which does not exist",
+            target.display()
+        ));
+    }
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => return refuse(format!("cannot be read: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(rel, e))?;
     if !meta.is_file() {
-        return Err(Error::invalid(Diagnostic::new(
-            path,
-            "expected a YAML file, found a directory or special file",
-        )));
+        return refuse("is a directory or special file, not a YAML file".to_string());
     }
     if meta.len() > MAX_YAML_BYTES {
         return Err(Error::invalid(Diagnostic::new(
-            path,
+            rel,
             format!(
                 "file is {} bytes; input YAML files are limited to {MAX_YAML_BYTES} bytes",
                 meta.len()
@@ -34,14 +44,15 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Error> {
         )));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+    if let Err(e) = file.read_to_end(&mut bytes) {
+        return refuse(format!("cannot be read: {e}"));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
         let column = valid.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
         Error::invalid(
-            Diagnostic::new(path, "invalid UTF-8: YAML files must be UTF-8 text")
+            Diagnostic::new(rel, "invalid UTF-8: YAML files must be UTF-8 text")
                 .at(Some(line), Some(column)),
         )
     })?;

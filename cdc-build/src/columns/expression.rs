@@ -50,9 +50,11 @@ pub fn check_single_expression(sql: &str) -> Result<(), String> {
                     let body = &sql[at + tag.len()..];
                     match body.find(tag) {
                         Some(end) => at += tag.len() + end + tag.len() - 1,
-                        None => return Err(format!(
+                        None => {
+                            return Err(format!(
                             "has an unclosed dollar quote `{tag}`: a default is one SQL expression"
-                        )),
+                        ))
+                        }
                     }
                 }
             }
