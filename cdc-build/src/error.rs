@@ -74,7 +74,8 @@ fn bound_quoted(message: &str) -> String {
     let mut rest = message;
     while let Some(open) = rest.find(['`', '"']) {
         let quote = rest[open..].chars().next().unwrap_or('`');
-        out.push_str(&rest[..=open]);
+        out.push_str(&bound_words(&rest[..open]));
+        out.push(quote);
         let after = &rest[open + 1..];
         match after.find(quote) {
             Some(close) => {
@@ -88,8 +89,16 @@ fn bound_quoted(message: &str) -> String {
             }
         }
     }
-    out.push_str(rest);
+    out.push_str(&bound_words(rest));
     out
+}
+
+/// `text` with every word (a path, say) shown by [`shown_value`].
+fn bound_words(text: &str) -> String {
+    text.split(' ')
+        .map(shown_value)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl fmt::Display for Diagnostic {

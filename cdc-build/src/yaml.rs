@@ -99,12 +99,12 @@ fn located(rel: &Path, text: &str, err: &serde_norway::Error) -> Diagnostic {
     }
     // serde_norway appends " at line L column C"; the diagnostic carries it
     // already (a message that names a second place keeps it).
-    if let Some(pos) = message.find(" at line ") {
+    if let Some(pos) = message.rfind(" at line ") {
         if !message.ends_with(" that starts here)") {
             message.truncate(pos);
         }
     }
-    let (field, mut message) = match message.split_once(": ") {
+    let (mut field, mut message) = match message.split_once(": ") {
         Some((path, rest)) if !path.contains(' ') && !path.is_empty() => {
             (Some(path.to_string()), rest.to_string())
         }
@@ -118,6 +118,12 @@ fn located(rel: &Path, text: &str, err: &serde_norway::Error) -> Diagnostic {
             None => (rest.to_string(), String::new()),
         };
         message = format!("{}{key} at line {line}{first}", unique_keys::DUPLICATE_KEY);
+        // The field is the repeated key itself, under its mapping.
+        let key = key.strip_suffix('`').unwrap_or(&key);
+        field = Some(match field {
+            Some(mapping) => format!("{mapping}.{key}"),
+            None => key.to_string(),
+        });
     }
     let diagnostic = Diagnostic::new(rel, message).at(location.map(|l| l.0), location.map(|l| l.1));
     match field {
