@@ -105,7 +105,11 @@ fn located(rel: &Path, text: &str, err: &serde_norway::Error) -> Diagnostic {
         }
     }
     let (mut field, mut message) = match message.split_once(": ") {
-        Some((path, rest)) if !path.contains(' ') && !path.is_empty() => {
+        // A path may hold spaces (`dbo.Order Details`) when a duplicate key says it is one.
+        Some((path, rest))
+            if !path.is_empty()
+                && (!path.contains(' ') || rest.starts_with(unique_keys::DUPLICATE_KEY)) =>
+        {
             (Some(path.to_string()), rest.to_string())
         }
         _ => (None, message),
@@ -224,4 +228,66 @@ fn check_nesting(text: &str) -> Result<(), (usize, usize, String)> {
         // A single-quoted scalar may span lines; a double-quoted one too.
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        parse_yaml::<serde_norway::Value>(Path::new("f.yaml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_in_every_style_naming_both_lines() {
+        assert_eq!(
+            error_of("a: 1\nb:\n  c: 1\n  d: 2\n  c: 3\n"),
+            "f.yaml:5:3: field `b.c`: duplicate key `c` at line 5 (first at line 3)"
+        );
+        assert_eq!(
+            error_of("l:\n  - {x: 1, y: 2}\n  - {x: 1, x: 2}\n"),
+            "f.yaml:3:12: field `l[1].x`: duplicate key `x` at line 3 (first at line 3)"
+        );
+        assert_eq!(
+            error_of("t:\n  dbo.Order Details:\n    from: a\n    from: b\n"),
+            "f.yaml:4:5: field `t.dbo.Order Details.from`: duplicate key `from` at line 4 (first at line 3)"
+        );
+        // Typed maps too: serde alone would keep the last value.
+        let map = parse_yaml::<BTreeMap<String, u32>>(Path::new("f.yaml"), "a: 1\na: 2\n");
+        assert!(map
+            .unwrap_err()
+            .message
+            .contains("duplicate key `a` at line 2 (first at line 1)"));
+        // The same key in two mappings is fine.
+        assert!(
+            parse_yaml::<serde_norway::Value>(Path::new("f.yaml"), "a: {k: 1}\nb: {k: 1}\n")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_are_tolerated() {
+        let value: BTreeMap<String, u32> =
+            parse_yaml(Path::new("f.yaml"), "\u{feff}a: 1\r\nb: 2\r\n").unwrap();
+        assert_eq!(value.get("a"), Some(&1));
+        assert_eq!(value.get("b"), Some(&2));
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.yaml");
+        std::fs::write(&path, b"a: 1\nb: caf\xe9\n").unwrap();
+        let error = read_text(&path, Path::new("f.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "f.yaml:2:7: invalid UTF-8: YAML files must be UTF-8 text"
+        );
+    }
 }
