@@ -48,6 +48,59 @@ impl Diagnostic {
     }
 }
 
+/// Longest value, in characters, a message shows whole (a name a little too
+/// long for PostgreSQL is still shown whole, so that it can be found).
+pub const LONGEST_SHOWN_VALUE: usize = 256;
+/// Characters shown of a value longer than [`LONGEST_SHOWN_VALUE`].
+pub const SHOWN_VALUE_CHARS: usize = 64;
+
+/// `value` as a message shows it: whole up to [`LONGEST_SHOWN_VALUE`]
+/// characters, else its first [`SHOWN_VALUE_CHARS`], `…` and its length in bytes.
+pub fn shown_value(value: &str) -> String {
+    if value.char_indices().nth(LONGEST_SHOWN_VALUE).is_none() {
+        return value.to_string();
+    }
+    match value.char_indices().nth(SHOWN_VALUE_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// `message` with every value quoted in it (between backticks or double
+/// quotes) shown by [`shown_value`], so that an absurd name cannot flood
+/// a terminal or a log.
+fn bound_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().unwrap_or('`');
+        out.push_str(&bound_words(&rest[..open]));
+        out.push(quote);
+        let after = &rest[open + 1..];
+        match after.find(quote) {
+            Some(close) => {
+                out.push_str(&shown_value(&after[..close]));
+                out.push(quote);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&shown_value(after));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&bound_words(rest));
+    out
+}
+
+/// `text` with every word (a path, say) shown by [`shown_value`].
+fn bound_words(text: &str) -> String {
+    text.split(' ')
+        .map(shown_value)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
@@ -59,9 +112,10 @@ impl fmt::Display for Diagnostic {
         }
         f.write_str(": ")?;
         if let Some(field) = &self.field {
-            write!(f, "field `{field}`: ")?;
+            let field: Vec<String> = field.split('.').map(shown_value).collect();
+            write!(f, "field `{}`: ", field.join("."))?;
         }
-        f.write_str(&self.message)
+        f.write_str(&bound_quoted(&self.message))
     }
 }
 
@@ -131,6 +185,17 @@ mod tests {
         assert_eq!(line_only.to_string(), "a.yaml:3: bad");
         let unplaced = Diagnostic::new("a.yaml", "bad").at(None, Some(5));
         assert_eq!(unplaced.to_string(), "a.yaml: bad");
+        let huge = "x".repeat(1 << 20);
+        let bounded = Diagnostic::new(
+            "a.yaml",
+            format!("name `{huge}` and \"{huge}\" and `{huge}"),
+        )
+        .field(format!("t.{huge}"));
+        let cut = format!("{}… (1048576 bytes)", "x".repeat(64));
+        assert_eq!(
+            bounded.to_string(),
+            format!("a.yaml: field `t.{cut}`: name `{cut}` and \"{cut}\" and `{cut}")
+        );
         let not_found = Error::ProjectNotFound {
             start: "/p".into(),
             marker: RootMarker::ServicesOrMigrations,

@@ -118,6 +118,14 @@ cases!(
     alias_bomb,
     deep_nesting,
     db_shared_and_mapping_override,
+    duplicate_keys,
+    sink_collisions,
+    duplicate_primary_key,
+    unreadable_inputs,
+    type_ranges,
+    bom_and_crlf,
+    template_default_not_an_expression,
+    error_locations,
 );
 
 #[test]
@@ -141,6 +149,14 @@ fn every_fixture_has_a_test() {
         "alias_bomb",
         "deep_nesting",
         "db_shared_and_mapping_override",
+        "duplicate_keys",
+        "sink_collisions",
+        "duplicate_primary_key",
+        "unreadable_inputs",
+        "type_ranges",
+        "bom_and_crlf",
+        "template_default_not_an_expression",
+        "error_locations",
     ];
     known.sort();
     assert_eq!(listed, known);

@@ -317,3 +317,111 @@ fn table_option_regenerates_only_that_tables_files() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("no sink table named `Actr`"));
 }
+
+/// Each class of input fault of issue 9, written into a generated copy of the
+/// example: `generate` exits 2, names the file, and leaves `migrations/`
+/// byte-identical with the same modification times.
+#[test]
+fn every_input_fault_exits_2_and_writes_nothing() {
+    let project = example_project();
+    let root = project.path();
+    assert!(cdc(root, &["manage-migrations", "generate"])
+        .status
+        .success());
+    let migrations = root.join("migrations");
+    let before = snapshot(&migrations);
+    let service = root.join("services/directory.yaml");
+    let actor = root.join("services/_schemas/directory/dbo/Actor.yaml");
+    let templates = root.join("services/_schemas/column-templates.yaml");
+    let originals: Vec<(PathBuf, String)> = [&service, &actor, &templates]
+        .into_iter()
+        .map(|path| (path.clone(), std::fs::read_to_string(path).unwrap()))
+        .collect();
+    let restore = || {
+        for (path, contents) in &originals {
+            std::fs::write(path, contents).unwrap();
+        }
+    };
+    let replace = |path: &Path, from: &str, to: &str| {
+        let contents = std::fs::read_to_string(path).unwrap();
+        assert!(contents.contains(from), "{}: no `{from}`", path.display());
+        std::fs::write(path, contents.replacen(from, to, 1)).unwrap();
+    };
+    type Fault<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let huge = "N".repeat(1 << 20);
+    let faults: Vec<Fault<'_>> = vec![
+        (
+            "field `directory.sinks.sink_asma.directory.databases.dev`: duplicate key `dev` at line 18 (first at line 16)",
+            Box::new(|| replace(&service, "        stage: directory_stage\n", "        stage: directory_stage\n        dev: directory\n")),
+        ),
+        (
+            "duplicate key `type` at line",
+            Box::new(|| replace(&actor, "    type: int\n", "    type: int\n    type: bigint\n")),
+        ),
+        (
+            "services/zz-broken.yaml: is a symbolic link to nowhere.yaml, which does not exist",
+            Box::new(|| std::os::unix::fs::symlink("nowhere.yaml", root.join("services/zz-broken.yaml")).unwrap()),
+        ),
+        (
+            "precision 39 is out of MSSQL's range for decimal (1 to 38)",
+            Box::new(|| replace(&actor, "    type: int\n", "    type: decimal(39,2)\n")),
+        ),
+        (
+            "field `templates.customer_id.default`: default `gen_random_uuid(); drop table x` contains `;`",
+            Box::new(|| replace(&templates, "    not_null: false\n", "    not_null: false\n    default: gen_random_uuid(); drop table x\n")),
+        ),
+        (
+            "… (1048586 bytes)` has no table YAML",
+            Box::new(|| replace(&service, "          from: dbo.Actor\n", &format!("          from: dbo.{huge}\n"))),
+        ),
+    ];
+    for (expected, break_input) in faults {
+        break_input();
+        let out = cdc(root, &["manage-migrations", "generate"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{expected}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in:\n{stderr}"
+        );
+        assert!(
+            stderr.len() < 4096,
+            "unbounded message: {} bytes",
+            stderr.len()
+        );
+        assert_eq!(
+            snapshot(&migrations),
+            before,
+            "{expected}: migrations changed"
+        );
+        restore();
+        let _ = std::fs::remove_file(root.join("services/zz-broken.yaml"));
+    }
+    assert!(cdc(root, &["manage-migrations", "generate", "--check"])
+        .status
+        .success());
+}
+
+/// A UTF-8 byte-order mark and CRLF line endings change nothing: `--check`
+/// still finds the committed migrations up to date.
+#[test]
+fn byte_order_mark_and_crlf_are_tolerated() {
+    let project = example_project();
+    let root = project.path();
+    assert!(cdc(root, &["manage-migrations", "generate"])
+        .status
+        .success());
+    let before = snapshot(&root.join("migrations"));
+    for file in [
+        "services/directory.yaml",
+        "services/_schemas/directory/dbo/Actor.yaml",
+        "services/_schemas/column-templates.yaml",
+    ] {
+        let path = root.join(file);
+        let contents = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("\u{feff}{}", contents.replace('\n', "\r\n"))).unwrap();
+    }
+    let out = cdc(root, &["manage-migrations", "generate", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(snapshot(&root.join("migrations")), before);
+}

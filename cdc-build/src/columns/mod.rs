@@ -5,6 +5,7 @@
 //! is exactly what is generated.
 
 mod defaults;
+mod expression;
 mod metadata;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use cdc_core::layout::TEMPLATES_FILE;
 
 pub use self::defaults::translate_default;
+pub use self::expression::check_single_expression;
 pub use self::metadata::{
     cdc_metadata_columns, staging_extra_columns, COL_IS_DELETED, COL_KAFKA_OFFSET,
     COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE, COL_SOURCE_TS,
@@ -203,7 +205,29 @@ pub fn build_full_column_list(
         };
     let mut primary_key_resolved = Vec::with_capacity(primary_key.len());
     for name in primary_key {
+        let site = || {
+            if key_from_service {
+                in_options("primary_key", name)
+            } else {
+                IssueSite::TableFile(YamlPath::root().key("primary_key").scalar(name))
+            }
+        };
         match known(name) {
+            Some(column) if primary_key_resolved.contains(&column.name) => {
+                issues.push(PipelineIssue::new(
+                    "primary_key",
+                    site(),
+                    format!(
+                        "primary key lists column `{}` twice{}",
+                        column.name,
+                        if name == &column.name {
+                            String::new()
+                        } else {
+                            format!(" (`{name}` is case-insensitively `{}`)", column.name)
+                        }
+                    ),
+                ))
+            }
             Some(column) => primary_key_resolved.push(column.name.clone()),
             None => issues.push(PipelineIssue::new(
                 "primary_key",

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::Diagnostic;
+use crate::error::{Diagnostic, Error};
 use crate::location::YamlPath;
 use crate::yaml::read_text;
 
@@ -99,6 +99,17 @@ impl From<Diagnostic> for Finding {
     }
 }
 
+/// The findings of a file that could not be read (see [`read_text`]).
+pub(crate) fn unreadable(rel: &Path, error: Error) -> Vec<Finding> {
+    match error {
+        Error::Invalid(diagnostics) => diagnostics.into_iter().map(Finding::from).collect(),
+        Error::Io { source, .. } => {
+            vec![Finding::in_file(rel, format!("cannot be read: {source}"))]
+        }
+        other => vec![Finding::in_file(rel, other.to_string())],
+    }
+}
+
 /// Resolves findings to diagnostics in order, reading each file that holds a
 /// node location once (relative paths are taken from `root`). A file that
 /// cannot be read any more leaves its findings without a line.
@@ -112,7 +123,7 @@ pub(crate) fn resolve_all(root: &Path, findings: Vec<Finding>) -> Vec<Diagnostic
             }
             let text = texts
                 .entry(finding.file.clone())
-                .or_insert_with(|| read_text(&root.join(&finding.file)).ok());
+                .or_insert_with(|| read_text(&root.join(&finding.file), &finding.file).ok());
             let text = text.as_deref();
             finding.resolve(text)
         })

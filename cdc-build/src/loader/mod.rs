@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use cdc_core::layout::SERVICES_DIR;
 use serde::de::DeserializeOwned;
 
-use self::findings::{resolve_all, Finding};
+use self::findings::{resolve_all, unreadable, Finding};
 use self::table_files::TableFiles;
 use crate::error::Error;
 use crate::project::{Project, Service};
@@ -95,11 +95,18 @@ impl Loader {
     ) -> Result<Option<T>, Error> {
         let rel = rel.as_ref();
         let path = self.root.join(rel);
-        if !path.exists() {
+        // A dangling symbolic link is there, and an error; a missing file is not.
+        if std::fs::symlink_metadata(&path).is_err() {
             return Ok(None);
         }
         self.inputs.push(path.clone());
-        let text = read_text(&path)?;
+        let text = match read_text(&path, rel) {
+            Ok(text) => text,
+            Err(error) => {
+                self.errors.extend(unreadable(rel, error));
+                return Ok(None);
+            }
+        };
         match parse_yaml(rel, &text) {
             Ok(value) => Ok(Some(value)),
             Err(diagnostic) => {

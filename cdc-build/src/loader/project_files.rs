@@ -7,6 +7,7 @@ use serde_norway::Value;
 
 use super::findings::Finding;
 use super::Loader;
+use crate::columns::check_single_expression;
 use crate::error::Error;
 use crate::location::YamlPath;
 use crate::model::{RawMapping, RawTemplate, RawTemplates};
@@ -74,6 +75,13 @@ impl Loader {
             if let Err(message) = PgType::parse(&template.type_name) {
                 let path = YamlPath::root().key("templates").key(key).key("type");
                 self.error(Finding::at(TEMPLATES_FILE, path, message));
+            }
+            if let Some(default) = &template.default {
+                if let Err(message) = check_single_expression(default) {
+                    let path = YamlPath::root().key("templates").key(key).key("default");
+                    let message = format!("default `{default}` {message}");
+                    self.error(Finding::at(TEMPLATES_FILE, path, message));
+                }
             }
         }
         let mapping = self.load_mapping()?;

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::location::YamlPath;
 use crate::model::{RawService, RawSink, RawSourceTable};
 use crate::project::{Service, Sink};
+use crate::yaml::read_text;
 
 /// How tenants map to source databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,7 @@ impl Loader {
         project: &ProjectFiles,
     ) -> Result<Vec<Service>, Error> {
         let mut services = Vec::new();
+        let mut owners = BTreeMap::new();
         for path in self.service_files()? {
             let rel = self.rel(&path);
             let Some(mut parsed) = self.read_yaml::<BTreeMap<String, RawService>>(&rel)? else {
@@ -91,6 +93,7 @@ impl Loader {
             let Some((name, raw)) = parsed.pop_first() else {
                 continue;
             };
+            self.check_sink_owners(&mut owners, &rel, &name, &raw);
             if filter.service.as_ref().is_some_and(|s| s != &name) {
                 continue;
             }
@@ -99,13 +102,50 @@ impl Loader {
         Ok(services)
     }
 
+    /// A sink is generated from one service: a second service declaring it
+    /// would replace the first one's tables. Checked across every service
+    /// file, whatever the filter selects.
+    fn check_sink_owners(
+        &mut self,
+        owners: &mut BTreeMap<String, (String, PathBuf, YamlPath)>,
+        file: &Path,
+        service: &str,
+        raw: &RawService,
+    ) {
+        for sink in raw.sinks.keys() {
+            let path = YamlPath::root().key(service).key("sinks").key(sink);
+            match owners.get(sink) {
+                None => {
+                    owners.insert(
+                        sink.clone(),
+                        (service.to_string(), file.to_path_buf(), path),
+                    );
+                }
+                Some((first_service, first_file, first_path)) => {
+                    let line = read_text(&self.root.join(first_file), first_file)
+                        .ok()
+                        .and_then(|text| first_path.line_in(&text))
+                        .map(|line| format!(":{line}"))
+                        .unwrap_or_default();
+                    let message = format!(
+                        "sink `{sink}` is declared by two services: `{service}` here and `{first_service}` at {}{line} (field `{first_path}`); a sink is generated from one service",
+                        first_file.display(),
+                    );
+                    self.error(Finding::at(file, path, message));
+                }
+            }
+        }
+    }
+
     /// `services/*.yaml` and `*.yml`, sorted.
     fn service_files(&self) -> Result<Vec<PathBuf>, Error> {
         let dir = self.root.join(SERVICES_DIR);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| Error::io(&dir, e))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_yaml(p))
+            // Not only files: a directory, a dangling link or an unreadable
+            // file named like a service file is reported, never skipped.
+            .filter(|p| is_yaml(p))
             .collect();
         files.sort();
         Ok(files)

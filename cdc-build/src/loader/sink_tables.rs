@@ -106,11 +106,31 @@ impl Loader {
         if !target_ok {
             return None;
         }
-        let Some(table_path) = self.find_table(&service.schemas_dir, source_schema, source_table)
-        else {
-            let message = self.no_table_message(service, &entry.from, source_schema, source_table);
-            self.error(Finding::at(&service.file, from_path, message));
-            return None;
+        let table_path = match self.find_table(&service.schemas_dir, source_schema, source_table) {
+            Ok(Some(path)) => path,
+            Ok(None) => {
+                let message =
+                    self.no_table_message(service, &entry.from, source_schema, source_table);
+                self.error(Finding::at(&service.file, from_path, message));
+                return None;
+            }
+            Err(matches) => {
+                let files: Vec<String> = matches
+                    .iter()
+                    .map(|path| self.rel(path).display().to_string())
+                    .collect();
+                self.error(Finding::at(
+                    &service.file,
+                    from_path,
+                    format!(
+                        "`from: {}` matches {} table files that differ only in case or extension ({}); MSSQL names ignore case: keep one",
+                        entry.from,
+                        files.len(),
+                        files.join(", ")
+                    ),
+                ));
+                return None;
+            }
         };
         let table = self.load_table(&table_path)?;
         let table_file = self.rel(&table_path);

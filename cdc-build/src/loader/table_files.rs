@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::findings::Finding;
+use super::findings::{unreadable, Finding};
 use super::services::is_yaml;
 use super::Loader;
 use crate::location::YamlPath;
@@ -20,9 +20,24 @@ type ParsedTable = Result<Arc<RawTable>, Vec<Finding>>;
 #[derive(Debug, Default)]
 pub(super) struct TableFiles {
     parsed: HashMap<PathBuf, Option<Arc<RawTable>>>,
+    /// Per `_schemas/<service>` directory: lowercased `schema/table` → the files.
+    indexes: HashMap<PathBuf, HashMap<String, Vec<PathBuf>>>,
 }
 
 impl TableFiles {
+    /// The table files of a service by lowercased `schema/table`, listed once.
+    fn index_of(&mut self, schemas_dir: &Path) -> &HashMap<String, Vec<PathBuf>> {
+        self.indexes
+            .entry(schemas_dir.to_path_buf())
+            .or_insert_with(|| {
+                let mut index: HashMap<String, Vec<PathBuf>> = HashMap::new();
+                for (key, path) in table_index(schemas_dir) {
+                    index.entry(key.to_lowercase()).or_default().push(path);
+                }
+                index
+            })
+    }
+
     /// The parsed table at `path`, when it is cached and valid.
     pub fn cached(&self, path: &Path) -> Option<Arc<RawTable>> {
         self.parsed.get(path).cloned().flatten()
@@ -88,31 +103,30 @@ impl TableFiles {
 }
 
 impl Loader {
-    /// The table file for `<schema>.<table>`: the exact name, else the one
-    /// name that differs only in case (MSSQL names are case-insensitive).
+    /// The table file for `<schema>.<table>`, matched case-insensitively
+    /// (MSSQL names are case-insensitive): `Ok(None)` when there is none,
+    /// `Err` with every match when names differing only in case (or in the
+    /// `.yaml`/`.yml` extension) leave the choice open.
     pub(super) fn find_table(
         &mut self,
         schemas_dir: &Path,
         schema: &str,
         table: &str,
-    ) -> Option<PathBuf> {
-        let schema_dir = schemas_dir.join(schema);
-        for ext in ["yaml", "yml"] {
-            let exact = schema_dir.join(format!("{table}.{ext}"));
-            // A cached file was found to be a file while prefetching.
-            if self.tables.contains(&exact) || exact.is_file() {
-                self.inputs.push(schema_dir);
-                return Some(exact);
-            }
-        }
+    ) -> Result<Option<PathBuf>, Vec<PathBuf>> {
         let wanted = format!("{schema}/{table}").to_lowercase();
-        let (_, path) = table_index(schemas_dir)
-            .into_iter()
-            .find(|(key, _)| key.to_lowercase() == wanted)?;
-        if let Some(parent) = path.parent() {
-            self.inputs.push(parent.to_path_buf());
+        let found = match self.tables.index_of(schemas_dir).get(&wanted) {
+            None => return Ok(None),
+            Some(found) => found.clone(),
+        };
+        match found.as_slice() {
+            [one] => {
+                if let Some(parent) = one.parent() {
+                    self.inputs.push(parent.to_path_buf());
+                }
+                Ok(Some(one.clone()))
+            }
+            _ => Err(found),
         }
-        Some(path)
     }
 
     /// The parsed table at `path`, parsing it now when it was not prefetched;
@@ -185,7 +199,7 @@ fn file_name(path: &Path) -> String {
 /// (`table` and `schema` must name its file and directory).
 fn parse_table_file(root: &Path, path: &Path) -> ParsedTable {
     let rel = path.strip_prefix(root).unwrap_or(path).to_path_buf();
-    let text = read_text(path).map_err(|e| vec![Finding::in_file(&rel, e.to_string())])?;
+    let text = read_text(path, &rel).map_err(|e| unreadable(&rel, e))?;
     let table = match crate::fast_table::parse_simple_table(&text) {
         Some(table) => table,
         None => parse_yaml::<RawTable>(&rel, &text).map_err(|d| vec![d.into()])?,

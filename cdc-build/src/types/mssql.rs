@@ -96,7 +96,45 @@ impl MssqlType {
                 ));
             }
         }
+        ty.check_source_range()?;
         Ok(ty)
+    }
+
+    /// Parameters MSSQL itself would refuse: such a column cannot exist in
+    /// the source, so the YAML is wrong and the mapping would be a guess.
+    fn check_source_range(&self) -> Result<(), String> {
+        let name = self.name.as_str();
+        let out_of_range = |what: &str, value: i64, range: &str| {
+            Err(format!(
+                "`{self}`: {what} {value} is out of MSSQL's range for {name} ({range})"
+            ))
+        };
+        match name {
+            "decimal" | "numeric" => {
+                if let Some(p) = self.precision.filter(|p| !(1..=38).contains(p)) {
+                    return out_of_range("precision", p.into(), "1 to 38");
+                }
+                // A scale above the precision is refused when mapped (`check_numeric`).
+            }
+            "float" => {
+                if let Some(n) = self.precision.filter(|n| !(1..=53).contains(n)) {
+                    return out_of_range("precision", n.into(), "1 to 53");
+                }
+            }
+            "time" | "datetime2" | "datetimeoffset" => {
+                if let Some(p) = self.precision.filter(|p| *p > 7) {
+                    return out_of_range("fractional-seconds precision", p.into(), "0 to 7");
+                }
+            }
+            "char" | "varchar" | "binary" | "varbinary" | "nchar" | "nvarchar" => {
+                let limit = if name.starts_with('n') { 4000 } else { 8000 };
+                if let Some(n) = self.length.filter(|n| *n > limit) {
+                    return out_of_range("length", n, &format!("1 to {limit}, or max"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
