@@ -196,6 +196,8 @@ struct PartialColumn {
     precision: Option<u32>,
     scale: Option<u32>,
     identity: Option<bool>,
+    computed: Option<String>,
+    persisted: Option<bool>,
     description: Option<String>,
 }
 
@@ -207,6 +209,8 @@ impl PartialColumn {
             "nullable" => once(&mut self.nullable, bool_value(value)),
             "primary_key" => once(&mut self.primary_key, bool_value(value)),
             "identity" => once(&mut self.identity, bool_value(value)),
+            "computed" => once(&mut self.computed, string_value(value)),
+            "persisted" => once(&mut self.persisted, bool_value(value)),
             "max_length" => once(&mut self.max_length, int_value(value)),
             "precision" => once(&mut self.precision, int_value(value)),
             "scale" => once(&mut self.scale, int_value(value)),
@@ -227,6 +231,8 @@ impl PartialColumn {
             precision: self.precision,
             scale: self.scale,
             identity: self.identity,
+            computed: self.computed,
+            persisted: self.persisted,
             description: self.description,
         })
     }

@@ -61,6 +61,13 @@ pub struct RawColumn {
     /// Identity column flag (informational).
     #[serde(default)]
     pub identity: Option<bool>,
+    /// The definition of a computed column, as MSSQL holds it (informational:
+    /// CDC captures the computed value like any other column's).
+    #[serde(default)]
+    pub computed: Option<String>,
+    /// A computed column whose value is stored (informational).
+    #[serde(default)]
+    pub persisted: Option<bool>,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,

@@ -133,7 +133,11 @@ fn column_from_row(table: &TableRef, row: &CatalogRow) -> Result<ColumnYaml, Err
         primary_key: row.primary_key_ordinal.is_some(),
         default_value: row.default_definition.clone(),
         identity: row.is_identity,
-        description: computed_description(row),
+        computed: row
+            .is_computed
+            .then(|| row.computed_definition.clone().unwrap_or_default()),
+        persisted: row.is_computed && row.computed_is_persisted == Some(true),
+        description: None,
     };
     let bad_length = || Error::CatalogRow {
         table: table.to_string(),
@@ -177,17 +181,4 @@ fn resolved_type_name(row: &CatalogRow) -> String {
         (Some(system), true) => system.clone(),
         _ => row.type_name.clone(),
     }
-}
-
-/// Computed columns are recorded in the column's description.
-fn computed_description(row: &CatalogRow) -> Option<String> {
-    if !row.is_computed {
-        return None;
-    }
-    let definition = row.computed_definition.as_deref().unwrap_or("?");
-    Some(if row.computed_is_persisted == Some(true) {
-        format!("computed as {definition} persisted")
-    } else {
-        format!("computed as {definition}")
-    })
 }

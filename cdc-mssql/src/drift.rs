@@ -166,11 +166,11 @@ fn compare_column(yaml: &ColumnYaml, live: &ColumnYaml) -> Vec<DriftKind> {
     if yaml.identity != live.identity {
         kinds.push(DriftKind::IdentityChanged(yaml.identity, live.identity));
     }
-    // Descriptions are free text, except that inspection records computed columns there.
     let computed = |c: &ColumnYaml| {
-        c.description
-            .clone()
-            .filter(|d| d.starts_with("computed as "))
+        c.computed.as_ref().map(|definition| match c.persisted {
+            true => format!("{definition} persisted"),
+            false => definition.clone(),
+        })
     };
     if computed(yaml) != computed(live) {
         kinds.push(DriftKind::ComputedChanged(computed(yaml), computed(live)));

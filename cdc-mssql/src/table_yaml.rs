@@ -47,7 +47,11 @@ pub struct ColumnYaml {
     pub default_value: Option<String>,
     /// Identity column.
     pub identity: bool,
-    /// Free text; inspection records computed columns here.
+    /// The definition of a computed column (`([Quantity]*[UnitPrice])`).
+    pub computed: Option<String>,
+    /// A computed column whose value is stored.
+    pub persisted: bool,
+    /// Free text.
     pub description: Option<String>,
 }
 
@@ -125,6 +129,12 @@ pub fn render_table_yaml(table: &TableYaml) -> String {
         if column.identity {
             out.push_str("    identity: true\n");
         }
+        if let Some(definition) = &column.computed {
+            field(&mut out, "    ", "computed", definition);
+        }
+        if column.persisted {
+            out.push_str("    persisted: true\n");
+        }
         if let Some(description) = &column.description {
             field(&mut out, "    ", "description", description);
         }
@@ -157,6 +167,8 @@ fn from_raw_column(raw: &RawColumn) -> ColumnYaml {
         primary_key: raw.primary_key,
         default_value: raw.default_value.as_ref().and_then(value_text),
         identity: raw.identity.unwrap_or(false),
+        computed: raw.computed.clone(),
+        persisted: raw.persisted.unwrap_or(false),
         description: raw.description.clone(),
     }
 }

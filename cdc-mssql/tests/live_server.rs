@@ -93,7 +93,7 @@ fn inspect_reads_the_catalog_as_recorded() {
         "    identity: true\n",
         "    default_value: ((0))\n",
         "  - name: At\n    type: datetime2\n    precision: 3\n",
-        "    description: computed as ([Amount]*(2))\n",
+        "    computed: ([Amount]*(2))\n",
     ] {
         assert!(yaml.contains(expected), "missing {expected:?} in\n{yaml}");
     }
