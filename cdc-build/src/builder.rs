@@ -78,7 +78,7 @@ pub enum BuildError {
     Rows(#[from] RowsError),
     /// Committed migrations differ from what the YAML generates.
     #[error("{0}")]
-    Drift(DriftReport),
+    Drift(Box<DriftReport>),
 }
 
 impl fmt::Debug for BuildError {
@@ -279,7 +279,7 @@ impl Builder {
         }
         if !report.is_empty() {
             if !update {
-                return Err(BuildError::Drift(report));
+                return Err(BuildError::Drift(Box::new(report)));
             }
             self.emit(&format!(
                 "cargo:warning={UPDATE_ENV}=1: rewrote {} file(s) in {}",

@@ -381,7 +381,7 @@ mod tests {
     fn embeds_files_in_apply_order_with_include_str() {
         let tmp = tempfile::tempdir().unwrap();
         write_sink(&tmp.path().join(OUT_DIR_MIGRATIONS).join("s"), "s");
-        let tokens = expand(&MacroInput::Sink(lit("s")), &env(&tmp.path()))
+        let tokens = expand(&MacroInput::Sink(lit("s")), &env(tmp.path()))
             .unwrap()
             .to_string();
         let order: Vec<usize> = ["01-create-schemas.sql", "T.sql\"", "T-staging.sql\""]
@@ -411,7 +411,7 @@ mod tests {
         write_sink(&root.join("missing_file"), "missing_file");
         std::fs::remove_file(root.join("missing_file/01-tables/T-staging.sql")).unwrap();
         std::fs::create_dir_all(root.join("no_manifest")).unwrap();
-        let env = env(&tmp.path());
+        let env = env(tmp.path());
 
         let unknown = error_of(MacroInput::Sink(lit("nope")), &env);
         assert!(

@@ -90,7 +90,7 @@ mod tests {
         let rows = tmp.path().join(OUT_DIR_ROWS);
         std::fs::create_dir_all(rows.parent().unwrap()).unwrap();
         std::fs::write(&rows, "pub mod shop {}\n").unwrap();
-        let tokens = expand(NoArguments, &env(&tmp.path())).unwrap().to_string();
+        let tokens = expand(NoArguments, &env(tmp.path())).unwrap().to_string();
         assert!(rows.is_absolute());
         let path = Literal::string(rows.to_str().unwrap());
         assert_eq!(tokens, quote! { ::core::include!(#path); }.to_string());
@@ -103,7 +103,7 @@ mod tests {
         assert!(unset.contains(ADD_BUILD_SCRIPT), "{unset}");
 
         let tmp = tempfile::tempdir().unwrap();
-        let missing = error_of(&env(&tmp.path()));
+        let missing = error_of(&env(tmp.path()));
         assert!(
             missing.contains("`$OUT_DIR/cdc/rows.rs` does not exist"),
             "{missing}"
