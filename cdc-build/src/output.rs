@@ -463,9 +463,14 @@ pub fn write_file_if_changed(path: &Path, contents: &str) -> Result<bool, Error>
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temp, contents).map_err(|e| Error::io(&temp, e))?;
-    std::fs::rename(&temp, path).map_err(|e| Error::io(path, e))?;
-    Ok(true)
+    let written = std::fs::write(&temp, contents)
+        .map_err(|e| Error::io(&temp, e))
+        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| Error::io(path, e)));
+    if written.is_err() {
+        // Leave no temporary file behind.
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.map(|()| true)
 }
 
 /// Reads every file of a sink directory into memory (tests and tooling).
@@ -511,6 +516,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "b");
         let entries = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(entries, 1, "no temporary file is left behind");
+
+        let blocked = dir.path().join("cdc/blocked.rs");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        assert!(write_file_if_changed(&blocked, "c").is_err());
+        let entries = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(entries, 2, "a failed write leaves no temporary file");
     }
 
     fn empty_sink(name: &str) -> crate::project::Sink {

@@ -239,7 +239,7 @@ pub fn confined_path(dir: &str, path: &str) -> Result<(), String> {
     let refuse = |why: &str| {
         Err(format!(
             "path {} {why}; every listed file must be `{dir}/<name>.sql` inside the sink directory",
-            quote(path)
+            shown_path(path)
         ))
     };
     if path.contains('\\') {
@@ -268,6 +268,16 @@ pub fn confined_path(dir: &str, path: &str) -> Result<(), String> {
     match rest.last().and_then(|name| name.strip_suffix(".sql")) {
         Some(stem) if !stem.is_empty() => Ok(()),
         _ => refuse("does not end in `<name>.sql`"),
+    }
+}
+
+/// A path as an error message shows it: quoted, and cut after 120 characters
+/// with its length, so that an absurd manifest line is not echoed whole.
+fn shown_path(path: &str) -> String {
+    const SHOWN: usize = 120;
+    match path.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} bytes)", quote(&path[..cut]), path.len()),
+        None => quote(path),
     }
 }
 
@@ -492,6 +502,13 @@ mod tests {
             assert!(err.message.contains(why), "{path}: {err}");
             assert!(err.message.contains("01-tables/<name>.sql"), "{err}");
         }
+        let long = format!("../{}.sql", "x".repeat(1 << 20));
+        let err = Manifest::parse(&with("00-infrastructure/a.sql", &long)).unwrap_err();
+        assert!(err.message.len() < 400, "cut: {}", err.message.len());
+        assert!(
+            err.message.contains(&format!("({} bytes)", long.len())),
+            "{err}"
+        );
         let err = Manifest::parse(&with("01-tables/a.sql", "01-tables/a.sql")).unwrap_err();
         assert_eq!(err.line, 4, "{err}");
         assert!(
