@@ -294,3 +294,32 @@ fn a_sink_path_that_is_a_file_exits_2_and_leaves_no_backup() {
         );
     }
 }
+
+#[test]
+fn a_tampered_file_exits_1_in_status_and_apply_alike() {
+    let project = example_project();
+    let file = project
+        .path()
+        .join(MIGRATIONS_DIR)
+        .join(SINK)
+        .join("01-tables/Actor.sql");
+    let contents = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, contents.replacen("CREATE TABLE", "CREATE  TABLE", 1)).expect("write");
+    let before = snapshot(project.path());
+    let runs: [&[&str]; 3] = [
+        &["status", "--offline", "--sink", SINK],
+        &["apply", "--dry-run", "--env", "dev", "--sink", SINK],
+        &["apply", "--env", "dev", "--sink", SINK],
+    ];
+    for args in runs {
+        let out = cdc(project.path(), &[&["manage-migrations"], args].concat());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("01-tables/Actor.sql") && stderr.contains("checksum mismatch"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: said once: {stderr}");
+    }
+    assert_eq!(snapshot(project.path()), before, "nothing written");
+}
