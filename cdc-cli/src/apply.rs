@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context as _};
 use cdc_build::{find_project_root, RootMarker};
 use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR, REGENERATE_COMMAND};
+use cdc_core::LoadError;
 use cdc_runtime::{
     connect, ApplyError, ApplyEvent, ConnectOptions, FailureReport, FileState, FileStatus,
     Migrations, Migrator,
@@ -78,8 +79,19 @@ fn sink_dir(root: &Path, sink: Option<&str>) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn load(dir: &Path) -> anyhow::Result<Migrations> {
-    Migrations::load_dir(dir).map_err(|e| anyhow!(e))
+/// Loads a sink directory for `status` and `apply` (with or without
+/// `--dry-run`), which report a failure the same way with the same exit code:
+/// 2 for bad input (a manifest that cannot be read or parsed, or that lists a
+/// missing file or one outside the sink), 1 for a file whose checksum does not
+/// match its body (tampered: the run fails, as it would at boot).
+fn load(dir: &Path, format: OutputFormat) -> Result<Migrations, anyhow::Result<ExitCode>> {
+    Migrations::load_dir(dir).map_err(|error| {
+        let code = match error {
+            LoadError::Checksum { .. } => ExitCode::from(1),
+            _ => ExitCode::from(2),
+        };
+        report_failure(format, &anyhow!(error), code)
+    })
 }
 
 fn connect_for(
@@ -111,9 +123,9 @@ fn connect_for(
 pub fn run_apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let root = project_root(args.project_dir.as_deref())?;
     let dir = sink_dir(&root, args.sink.as_deref())?;
-    let migrations = match Migrations::load_dir(&dir) {
+    let migrations = match load(&dir, args.format) {
         Ok(m) => m,
-        Err(e) => return fail(args.format, &anyhow!(e)),
+        Err(reported) => return reported,
     };
     let mut client = match connect_for(&migrations, &args.env, args.connect_retry) {
         Ok(client) => client,
@@ -159,23 +171,36 @@ struct ErrorDocument {
 
 /// Reports a failed run: exit code 1.
 fn fail(format: OutputFormat, error: &anyhow::Error) -> anyhow::Result<ExitCode> {
+    report_failure(format, error, ExitCode::from(1))
+}
+
+/// Reports an error on stderr (text) or as `{"error": ...}` on stdout (JSON)
+/// and returns `code`.
+fn report_failure(
+    format: OutputFormat,
+    error: &anyhow::Error,
+    code: ExitCode,
+) -> anyhow::Result<ExitCode> {
     match format {
-        OutputFormat::Text => eprintln!("error: {error:#}"),
+        OutputFormat::Text => eprintln!("error: {}", crate::error_text(error)),
         OutputFormat::Json => {
             let error = match error.downcast_ref::<ApplyError>() {
                 Some(apply_error) => FailureReport::from(apply_error),
-                None => FailureReport::Message(format!("{error:#}")),
+                None => FailureReport::Message(crate::error_text(error)),
             };
             print_json(&ErrorDocument { error })?;
         }
     }
-    Ok(ExitCode::from(1))
+    Ok(code)
 }
 
 pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let root = project_root(args.project_dir.as_deref())?;
     let dir = sink_dir(&root, args.sink.as_deref())?;
-    let migrations = load(&dir)?;
+    let migrations = match load(&dir, args.format) {
+        Ok(m) => m,
+        Err(reported) => return reported,
+    };
     let statuses: Vec<FileStatus> = match (&args.env, args.offline) {
         (Some(_), true) => bail!(UsageError("--env and --offline exclude each other".into())),
         (None, false) => bail!(UsageError(

@@ -151,8 +151,52 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes on one line, `outer: inner: ...`, each cause said
+/// once: a cause whose text the line already ends with (a thiserror variant
+/// such as `"{path}: {source}"` that also marks `source` as its `#[source]`)
+/// is not repeated, as anyhow's `{:#}` would.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use anyhow::Context as _;
+    use cdc_core::{LoadError, ManifestError};
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let load = LoadError::Manifest {
+            path: "m/manifest.yaml".into(),
+            source: ManifestError {
+                line: 3,
+                message: "unknown key `x`".into(),
+            },
+        };
+        let error = Err::<(), _>(load)
+            .context("cannot load sink `s`")
+            .unwrap_err();
+        assert_eq!(
+            error_text(&error),
+            "cannot load sink `s`: m/manifest.yaml: manifest.yaml line 3: unknown key `x`"
+        );
+        let io = std::io::Error::other("disk on fire");
+        let error = Err::<(), _>(io).context("cannot read `x`").unwrap_err();
+        assert_eq!(error_text(&error), "cannot read `x`: disk on fire");
     }
 }

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::layout::{INFRASTRUCTURE_DIR, TABLES_DIR};
+
 /// Contents of `migrations/<sink>/manifest.yaml`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -156,6 +158,12 @@ impl Manifest {
                             ))
                         })?;
                         let path = scalar(item).map_err(err)?;
+                        let dir = if section == Section::Tables {
+                            TABLES_DIR
+                        } else {
+                            INFRASTRUCTURE_DIR
+                        };
+                        confined_path(dir, &path).map_err(err)?;
                         if section == Section::Tables {
                             manifest.tables.push(path);
                         } else {
@@ -220,6 +228,57 @@ enum Section {
     Databases,
     Infrastructure,
     Tables,
+}
+
+/// Checks that a listed path stays inside its part of the sink directory:
+/// relative, `/`-separated, under `dir/`, no empty, `.` or `..` segment, no
+/// backslash or control character, ending `.sql`. Every reader (CLI, runtime,
+/// `include_migrations!`) goes through [`Manifest::parse`], so none of them can
+/// be sent to a file outside the sink.
+pub fn confined_path(dir: &str, path: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "path {} {why}; every listed file must be `{dir}/<name>.sql` inside the sink directory",
+            shown_path(path)
+        ))
+    };
+    if path.contains('\\') {
+        return refuse("contains a backslash");
+    }
+    if path.chars().any(char::is_control) {
+        return refuse("contains a control character");
+    }
+    if path.starts_with('/') {
+        return refuse("is absolute");
+    }
+    let mut segments = path.split('/');
+    if segments.next() != Some(dir) {
+        return refuse(&format!("is not under `{dir}/`"));
+    }
+    let rest: Vec<&str> = segments.collect();
+    if rest.is_empty() {
+        return refuse("names a directory");
+    }
+    if rest.iter().any(|s| s.is_empty()) {
+        return refuse("has an empty segment");
+    }
+    if rest.iter().any(|s| *s == "." || *s == "..") {
+        return refuse("has a `.` or `..` segment");
+    }
+    match rest.last().and_then(|name| name.strip_suffix(".sql")) {
+        Some(stem) if !stem.is_empty() => Ok(()),
+        _ => refuse("does not end in `<name>.sql`"),
+    }
+}
+
+/// A path as an error message shows it: quoted, and cut after 120 characters
+/// with its length, so that an absurd manifest line is not echoed whole.
+fn shown_path(path: &str) -> String {
+    const SHOWN: usize = 120;
+    match path.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} bytes)", quote(&path[..cut]), path.len()),
+        None => quote(path),
+    }
 }
 
 /// Drops a trailing `# comment` that is outside quotes.
@@ -406,6 +465,56 @@ mod tests {
         let manifest = Manifest::parse(text).unwrap();
         assert_eq!(manifest.database("dev"), Some("directory_dev"));
         assert_eq!(manifest.tables, ["01-tables/Actor.sql"]);
+    }
+
+    #[test]
+    fn listed_paths_stay_inside_their_sink_directory() {
+        let with = |infrastructure: &str, table: &str| {
+            format!(
+                "sink_target:\n  name: \"s\"\ninfrastructure:\n  - {}\ntables:\n  - {}\n",
+                quote(infrastructure),
+                quote(table)
+            )
+        };
+        let good = with(
+            "00-infrastructure/01-create-schemas.sql",
+            "01-tables/A b.sql",
+        );
+        assert!(Manifest::parse(&good).is_ok());
+        let bad_tables = [
+            ("../../x.sql", "is not under `01-tables/`"),
+            ("01-tables/../../x.sql", "`.` or `..` segment"),
+            ("01-tables/./x.sql", "`.` or `..` segment"),
+            ("/etc/x.sql", "is absolute"),
+            ("01-tables\\x.sql", "backslash"),
+            ("01-tables//x.sql", "empty segment"),
+            ("01-tables/x.sql/", "empty segment"),
+            ("01-tables/x.txt", "does not end in `<name>.sql`"),
+            ("01-tables/.sql", "does not end in `<name>.sql`"),
+            ("01-tables", "names a directory"),
+            ("00-infrastructure/x.sql", "is not under `01-tables/`"),
+            ("01-tables/x\n.sql", "control character"),
+            ("C:/x.sql", "is not under `01-tables/`"),
+        ];
+        for (path, why) in bad_tables {
+            let err = Manifest::parse(&with("00-infrastructure/a.sql", path)).unwrap_err();
+            assert_eq!(err.line, 6, "{path}: {err}");
+            assert!(err.message.contains(why), "{path}: {err}");
+            assert!(err.message.contains("01-tables/<name>.sql"), "{err}");
+        }
+        let long = format!("../{}.sql", "x".repeat(1 << 20));
+        let err = Manifest::parse(&with("00-infrastructure/a.sql", &long)).unwrap_err();
+        assert!(err.message.len() < 400, "cut: {}", err.message.len());
+        assert!(
+            err.message.contains(&format!("({} bytes)", long.len())),
+            "{err}"
+        );
+        let err = Manifest::parse(&with("01-tables/a.sql", "01-tables/a.sql")).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(
+            err.message.contains("is not under `00-infrastructure/`"),
+            "{err}"
+        );
     }
 
     #[test]

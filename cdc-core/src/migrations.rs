@@ -336,4 +336,25 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn load_dir_refuses_a_manifest_path_outside_the_sink() {
+        let root = temp_dir("escape");
+        let dir = root.join("sink");
+        write_sink(&dir, &[]);
+        std::fs::write(root.join("x.sql"), assemble("-- h\n", "DROP TABLE x;\n")).unwrap();
+        let manifest = dir.join("manifest.yaml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let text = text.replace("\"01-tables/T.sql\"", "\"01-tables/../../x.sql\"");
+        std::fs::write(&manifest, &text).unwrap();
+        match Migrations::load_dir(&dir) {
+            Err(LoadError::Manifest { path, source }) => {
+                assert!(path.ends_with("manifest.yaml"));
+                assert_eq!(source.line, 12, "{source}");
+                assert!(source.message.contains("01-tables/../../x.sql"), "{source}");
+            }
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

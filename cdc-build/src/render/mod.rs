@@ -56,7 +56,8 @@ impl GeneratedSink {
     }
 }
 
-/// The header block of a generated file.
+/// The header block of a generated file. Every value is written through
+/// [`push_comment_text`], so no name can end a comment line early.
 pub fn header(generated_at: &str, lines: &[String]) -> String {
     const RULE: &str =
         "-- ============================================================================\n";
@@ -66,15 +67,36 @@ pub fn header(generated_at: &str, lines: &[String]) -> String {
     out.push_str(REGENERATE_COMMAND);
     out.push('\n');
     out.push_str("-- Generated: ");
-    out.push_str(generated_at);
+    push_comment_text(&mut out, generated_at);
     out.push('\n');
     for line in lines {
         out.push_str("-- ");
-        out.push_str(line);
+        push_comment_text(&mut out, line);
         out.push('\n');
     }
     out.push_str(RULE);
     out
+}
+
+/// Appends `text` for a `-- ` comment line: a line break or any other control
+/// character (also U+2028/U+2029) is written as an escape (`\n`, `\r`, `\t`,
+/// `\u{..}`), so that the comment cannot end before the line does and nothing
+/// of a name becomes SQL. Text without control characters is copied as is.
+pub fn push_comment_text(out: &mut String, text: &str) {
+    let needs_escape = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.contains(needs_escape) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
 }
 
 /// `[schema].[table]` as MSSQL writes it.
@@ -291,5 +313,64 @@ impl<'a> SinkRenderer<'a> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Sink;
+    use cdc_core::checksum::split_migration;
+
+    /// Every line before the checksum line of a generated file is a comment.
+    fn assert_header_is_all_comments(path: &str, contents: &str) {
+        let split = split_migration(contents).unwrap();
+        let header_lines = split.body_first_line - 1;
+        for line in contents.lines().take(header_lines) {
+            assert!(line.starts_with("-- "), "{path}: `{line}` is not a comment");
+        }
+        assert!(!split.body.contains("DROP TABLE x"), "{path}: {contents}");
+    }
+
+    #[test]
+    fn a_line_break_in_a_name_cannot_leave_the_header_comment() {
+        let sink = Sink {
+            name: "evil\nDROP TABLE x;\r\u{2028}\u{7}".to_string(),
+            databases: [("dev".to_string(), "db".to_string())].into(),
+            tables: Vec::new(),
+        };
+        let renderer = SinkRenderer::new(&sink, "2000-01-01 00:00:00 UTC");
+        for file in renderer.render_all().files {
+            assert_header_is_all_comments(&file.path, &file.contents);
+            assert!(
+                file.contents
+                    .contains("-- Sink: evil\\nDROP TABLE x;\\r\\u{2028}\\u{7}\n"),
+                "{}",
+                file.contents
+            );
+        }
+        let text = header(
+            "t",
+            &[
+                "Source: MSSQL [a\n].[b]".into(),
+                "Target: \"s\".\"t\nDROP TABLE x;\"".into(),
+            ],
+        );
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with("-- ")).count(),
+            0,
+            "{text}"
+        );
+        assert!(
+            text.contains("-- Target: \"s\".\"t\\nDROP TABLE x;\"\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ordinary_names_are_written_as_they_are() {
+        let mut out = String::new();
+        push_comment_text(&mut out, "Target: \"dbo\".\"Order Details\" — é");
+        assert_eq!(out, "Target: \"dbo\".\"Order Details\" — é");
     }
 }

@@ -136,7 +136,7 @@ fn build(push: impl FnOnce(&mut String)) -> String {
 fn push_merge_function(out: &mut String, table: &SinkTable, staging: &str) {
     let target = qualified(&table.target_schema, &table.target_table);
     out.push_str("-- Merges staged rows into ");
-    out.push_str(&target);
+    super::push_comment_text(out, &target);
     out.push_str("; returns true counts.\nCREATE OR REPLACE FUNCTION ");
     push_qualified(out, &table.target_schema, &table.names.merge_function);
     let _ = write!(
