@@ -8,13 +8,10 @@
 
 use std::sync::OnceLock;
 
-use cdc_core::history::HISTORY_DDL;
+use cdc_core::history::{history_ddl, SCHEMA_PLACEHOLDER};
 use cdc_core::layout::MANAGEMENT_SCHEMA;
 
 use crate::ident::quote_ident;
-
-/// Stands for the quoted management schema in `management.sql`.
-pub const SCHEMA_PLACEHOLDER: &str = "{{management_schema}}";
 
 /// The fixed SQL, with [`SCHEMA_PLACEHOLDER`] for the management schema.
 const MANAGEMENT_SQL: &str = include_str!("management.sql");
@@ -24,9 +21,9 @@ pub fn render_management() -> &'static str {
     static BODY: OnceLock<String> = OnceLock::new();
     BODY.get_or_init(|| {
         let sql = MANAGEMENT_SQL.replace(SCHEMA_PLACEHOLDER, &quote_ident(MANAGEMENT_SCHEMA));
-        let mut out = String::with_capacity(HISTORY_DDL.len() + sql.len() + 64);
+        let mut out = String::with_capacity(history_ddl().len() + sql.len() + 64);
         out.push_str("-- Migration history (the runtime creates it too, before any file).\n");
-        out.push_str(HISTORY_DDL);
+        out.push_str(history_ddl());
         out.push('\n');
         out.push_str(&sql);
         out

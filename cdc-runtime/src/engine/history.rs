@@ -16,7 +16,7 @@ use crate::error::ApplyError;
 use crate::plan::{History, HistoryRow};
 use crate::Migrator;
 
-/// The history table's name inside [`MANAGEMENT_SCHEMA`], as `cdc_core::history::HISTORY_DDL` creates it.
+/// The history table's name inside [`MANAGEMENT_SCHEMA`], as `cdc_core::history::history_ddl()` creates it.
 const HISTORY_TABLE: &str = "migration_history";
 
 fn history_table() -> String {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use cdc_core::history::HISTORY_DDL;
+use cdc_core::history::history_ddl;
 use cdc_core::Migrations;
 use tracing::{debug, info, info_span, warn, Span};
 
@@ -314,9 +314,10 @@ impl Protocol for ApplyRun<'_> {
                 Stage::CreateHistory => {
                     self.in_transaction = true;
                     Command::Simple(Cow::Owned(format!(
-                        "BEGIN; {}; SELECT pg_advisory_xact_lock({});\n{HISTORY_DDL}",
+                        "BEGIN; {}; SELECT pg_advisory_xact_lock({});\n{}",
                         self.settings(true),
-                        history_ddl_lock_key()
+                        history_ddl_lock_key(),
+                        history_ddl()
                     )))
                 }
                 Stage::CommitHistory => Command::Simple(Cow::Borrowed(COMMIT)),

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cdc_core::checksum::{assemble, split_migration};
-use cdc_core::history::HISTORY_DDL;
+use cdc_core::history::history_ddl;
 use cdc_core::{FileCategory, MigrationFile, Migrations};
 
 use super::history::expected_digest;
@@ -136,7 +136,7 @@ fn a_fresh_database_gets_each_file_with_its_history_row_in_one_transaction() {
         }
     );
     assert_eq!(run.cleanup().unlock, Some(key));
-    assert!(simple_text(&answer(&mut run, now, rows(&[]))).ends_with(HISTORY_DDL));
+    assert!(simple_text(&answer(&mut run, now, rows(&[]))).ends_with(history_ddl()));
     for _ in 0..4 {
         answer(&mut run, now, rows(&[]));
     }
