@@ -41,6 +41,7 @@
 
 pub mod builder;
 pub mod columns;
+pub mod diff;
 pub mod drift;
 pub mod error;
 mod fast_table;
@@ -57,6 +58,7 @@ pub mod rows;
 pub mod types;
 pub mod yaml;
 
+pub use diff::{diff_project, DiffReport};
 pub use drift::DriftReport;
 pub use error::{Diagnostic, Error};
 pub use generate::{generate, GenerateOptions, Generated};
