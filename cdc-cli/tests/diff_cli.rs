@@ -296,3 +296,125 @@ fn errors_exit_2() {
         text(&out.stderr)
     );
 }
+
+/// Runs a `cdc manage-migrations` command with `dev` pointing at the shared test server.
+fn cdc_on_server(dir: &Path, args: &[&str]) -> Output {
+    let server = cdc_testkit::shared();
+    Command::new(env!("CARGO_BIN_EXE_cdc"))
+        .arg("manage-migrations")
+        .args(args)
+        .current_dir(dir)
+        .env("PG_DEV_HOST", server.host())
+        .env("PG_DEV_PORT", server.port().to_string())
+        .env("PG_DEV_USER", server.user())
+        .env("PG_DEV_SSLMODE", "disable")
+        .env_remove("PG_HOST")
+        .env_remove("PG_PORT")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run cdc")
+}
+
+const ACTOR: &str = "services/_schemas/directory/dbo/Actor.yaml";
+const DIRECTORY_SINK: &str = "sink_asma.directory";
+
+/// What `diff` says of a change agrees with what `apply` then does on a real
+/// PostgreSQL: a widening reported automatic is applied, a narrowing
+/// reported refused fails apply with SQLSTATE 55000 and changes nothing.
+#[test]
+fn diff_and_apply_agree_on_a_real_postgresql() {
+    let server = cdc_testkit::shared();
+    let db = server.create_database("cli_diff_apply");
+    let dir = example_project();
+    let dir = dir.path();
+    edit(
+        dir,
+        "services/directory.yaml",
+        "dev: directory_dev",
+        &format!("dev: \"{db}\""),
+    );
+    let apply = [
+        "apply",
+        "--env",
+        "dev",
+        "--sink",
+        DIRECTORY_SINK,
+        "--format",
+        "json",
+    ];
+    let generated = cdc_on_server(dir, &["generate"]);
+    assert_eq!(
+        generated.status.code(),
+        Some(0),
+        "{}",
+        text(&generated.stderr)
+    );
+    let applied = cdc_on_server(dir, &apply);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stdout));
+    let mut client = server.client(&db);
+    client
+        .batch_execute(r#"INSERT INTO directory."Actor" ("actno", "Navn", "Email", "CreatedAt") VALUES (1, 'one', 'one@example.invalid', now())"#)
+        .unwrap();
+    let email_type = |client: &mut postgres::Client| -> String {
+        client
+            .query_one(
+                r#"SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'directory."Actor"'::regclass AND attname = 'Email'"#,
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+
+    // Widening: diff says automatic, apply does it and keeps the row.
+    edit(dir, ACTOR, "type: varchar(255)", "type: varchar(300)");
+    assert_eq!(
+        diff_changes(dir, "Actor"),
+        vec![change(
+            "COLUMN_TYPE_CHANGED",
+            "Email",
+            "warning",
+            "automatic"
+        )]
+    );
+    assert_eq!(cdc_on_server(dir, &["generate"]).status.code(), Some(0));
+    let applied = cdc_on_server(dir, &apply);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stdout));
+    assert_eq!(email_type(&mut client), "character varying(300)");
+    let rows: i64 = client
+        .query_one(r#"SELECT count(*) FROM directory."Actor""#, &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    assert_eq!(cdc(dir, &[]).status.code(), Some(0));
+
+    // Narrowing: diff says refused, apply refuses with 55000 and changes nothing.
+    edit(dir, ACTOR, "type: varchar(300)", "type: varchar(100)");
+    assert_eq!(
+        diff_changes(dir, "Actor"),
+        vec![change(
+            "COLUMN_TYPE_CHANGED",
+            "Email",
+            "breaking",
+            "refused"
+        )]
+    );
+    assert_eq!(cdc_on_server(dir, &["generate"]).status.code(), Some(0));
+    let refused = cdc_on_server(dir, &apply);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(report["error"]["sqlstate"], "55000", "{report}");
+    assert_eq!(email_type(&mut client), "character varying(300)");
+}
+
+/// Runs diff as JSON for one table of the directory sink: (kind, column, severity, action).
+fn diff_changes(dir: &Path, table: &str) -> Vec<(String, String, String, String)> {
+    let out = cdc(dir, &["--format", "json", "--table", table]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    json_changes(&out)
+        .into_iter()
+        .map(|(sink, found, kind, column, severity, action)| {
+            assert_eq!((sink.as_str(), found.as_str()), (DIRECTORY_SINK, table));
+            (kind, column, severity, action)
+        })
+        .collect()
+}
