@@ -473,6 +473,54 @@ CREATE TABLE IF NOT EXISTS "my schema"."Order ""Lines""" (
         );
     }
 
+    /// Every final-table file the golden fixtures and the committed example hold.
+    fn generated_table_files() -> Vec<std::path::PathBuf> {
+        let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut stack = vec![
+            crate_dir.join("tests/fixtures"),
+            crate_dir.join("../migrations"),
+        ];
+        let mut files = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if dir.ends_with(cdc_core::layout::TABLES_DIR)
+                    && name.ends_with(".sql")
+                    && !name.ends_with(cdc_core::layout::STAGING_SUFFIX)
+                {
+                    files.push(path);
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn every_generated_table_file_reads_with_a_key_for_each_declared_key() {
+        let files = generated_table_files();
+        assert!(files.len() >= 10, "{files:?}");
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let table =
+                read_table_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!table.columns.is_empty(), "{}", path.display());
+            assert_eq!(
+                !table.primary_key.is_empty(),
+                text.contains("PRIMARY KEY (") || !text.contains("ARRAY[]"),
+                "{}",
+                path.display()
+            );
+            // Both halves of a current file declare the same table.
+            if text.contains("CREATE TABLE") {
+                let from_call = read_converge_call(&lex(&text).unwrap()).unwrap();
+                assert_eq!(table, from_call, "{}", path.display());
+            }
+        }
+    }
+
     #[test]
     fn broken_files_are_errors_not_panics() {
         for text in [
