@@ -6,6 +6,8 @@
 //! constraints), and, for a table declared `target_exists` (no `CREATE
 //! TABLE`), the column list of its `CALL converge_table(...)`.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::rules::canonical_type;
@@ -34,26 +36,26 @@ pub struct FileTable {
 
 /// A lexical token with its byte span in the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+enum Token<'a> {
     /// A bare word (keyword, unquoted identifier, number), as written.
-    Word(String),
+    Word(&'a str),
     /// A `"quoted"` identifier, unescaped.
-    Quoted(String),
+    Quoted(Cow<'a, str>),
     /// A `'string'` literal, unescaped.
-    Literal(String),
+    Literal(Cow<'a, str>),
     /// A `$tag$...$tag$` body.
-    Dollar(String),
+    Dollar(&'a str),
     /// Any other character.
     Punct(char),
 }
 
-struct Lexed {
-    token: Token,
+struct Lexed<'a> {
+    token: Token<'a>,
     start: usize,
     end: usize,
 }
 
-fn lex(text: &str) -> Result<Vec<Lexed>, String> {
+fn lex(text: &str) -> Result<Vec<Lexed<'_>>, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -96,7 +98,7 @@ fn lex(text: &str) -> Result<Vec<Lexed>, String> {
                     .map(|n| tag_end + 1 + n)
                     .ok_or_else(|| format!("unterminated {tag} quote"))?;
                 i = body_end + tag.len();
-                Token::Dollar(text[tag_end + 1..body_end].to_string())
+                Token::Dollar(&text[tag_end + 1..body_end])
             }
             _ if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 => {
                 while i < bytes.len()
@@ -104,7 +106,7 @@ fn lex(text: &str) -> Result<Vec<Lexed>, String> {
                 {
                     i += 1;
                 }
-                Token::Word(text[start..i].to_string())
+                Token::Word(&text[start..i])
             }
             _ => {
                 let c = text[i..].chars().next().unwrap_or(' ');
@@ -122,7 +124,13 @@ fn lex(text: &str) -> Result<Vec<Lexed>, String> {
 }
 
 /// Reads a quoted token that starts at `open`; the quote is escaped by doubling.
-fn quoted(text: &str, open: usize, quote: char) -> Result<(String, usize), String> {
+fn quoted(text: &str, open: usize, quote: char) -> Result<(Cow<'_, str>, usize), String> {
+    let rest = &text[open + 1..];
+    if let Some(close) = rest.find(quote) {
+        if !rest[close + 1..].starts_with(quote) {
+            return Ok((Cow::Borrowed(&rest[..close]), open + 1 + close + 1));
+        }
+    }
     let mut body = String::new();
     let mut chars = text[open + 1..].char_indices();
     while let Some((offset, c)) = chars.next() {
@@ -131,7 +139,7 @@ fn quoted(text: &str, open: usize, quote: char) -> Result<(String, usize), Strin
                 body.push(quote);
                 chars.next();
             } else {
-                return Ok((body, open + 1 + offset + 1));
+                return Ok((Cow::Owned(body), open + 1 + offset + 1));
             }
         } else {
             body.push(c);
@@ -147,7 +155,7 @@ fn is_word(token: &Token, word: &str) -> bool {
 /// An identifier's name: quoted as written, bare folded to lowercase as PostgreSQL does.
 fn ident(token: &Token) -> Option<String> {
     match token {
-        Token::Quoted(name) => Some(name.clone()),
+        Token::Quoted(name) => Some(name.to_string()),
         Token::Word(word) => Some(word.to_lowercase()),
         _ => None,
     }
@@ -181,7 +189,7 @@ pub fn read_table_file(text: &str) -> Result<FileTable, String> {
 }
 
 /// The index of the `(` that opens a `CREATE TABLE`'s body.
-fn find_create_table(tokens: &[Lexed]) -> Option<usize> {
+fn find_create_table(tokens: &[Lexed<'_>]) -> Option<usize> {
     let at = tokens.windows(2).position(|pair| {
         is_word(&pair[0].token, "create") && is_word(&pair[1].token, "table")
             || is_word(&pair[0].token, "unlogged") && is_word(&pair[1].token, "table")
@@ -192,7 +200,7 @@ fn find_create_table(tokens: &[Lexed]) -> Option<usize> {
         .map(|offset| at + offset)
 }
 
-fn read_create_table(text: &str, tokens: &[Lexed], open: usize) -> Result<FileTable, String> {
+fn read_create_table(text: &str, tokens: &[Lexed<'_>], open: usize) -> Result<FileTable, String> {
     let mut table = FileTable::default();
     let mut depth = 0usize;
     let mut item_start = open + 1;
@@ -221,7 +229,7 @@ fn read_create_table(text: &str, tokens: &[Lexed], open: usize) -> Result<FileTa
 }
 
 /// The source text from the first to the last token, whitespace collapsed.
-fn source_of(text: &str, tokens: &[Lexed]) -> String {
+fn source_of(text: &str, tokens: &[Lexed<'_>]) -> String {
     match (tokens.first(), tokens.last()) {
         (Some(first), Some(last)) => text[first.start..last.end]
             .split_whitespace()
@@ -232,7 +240,7 @@ fn source_of(text: &str, tokens: &[Lexed]) -> String {
 }
 
 /// The identifiers of a `(a, "b")` list that starts at `tokens[0]`.
-fn ident_list(tokens: &[Lexed]) -> Result<Vec<String>, String> {
+fn ident_list(tokens: &[Lexed<'_>]) -> Result<Vec<String>, String> {
     let close = tokens
         .iter()
         .position(|t| t.token == Token::Punct(')'))
@@ -245,7 +253,7 @@ fn ident_list(tokens: &[Lexed]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn read_item(text: &str, item: &[Lexed], table: &mut FileTable) -> Result<(), String> {
+fn read_item(text: &str, item: &[Lexed<'_>], table: &mut FileTable) -> Result<(), String> {
     let Some(first) = item.first() else {
         return Err("an empty item in CREATE TABLE".to_string());
     };
@@ -325,7 +333,7 @@ struct ConvergeColumn {
     default: Option<String>,
 }
 
-fn read_converge_call(tokens: &[Lexed]) -> Result<FileTable, String> {
+fn read_converge_call(tokens: &[Lexed<'_>]) -> Result<FileTable, String> {
     let call = tokens
         .iter()
         .position(|t| is_word(&t.token, "call"))
@@ -349,7 +357,7 @@ fn read_converge_call(tokens: &[Lexed]) -> Result<FileTable, String> {
         .iter()
         .take_while(|t| t.token != Token::Punct(']'))
         .filter_map(|t| match &t.token {
-            Token::Literal(name) => Some(name.clone()),
+            Token::Literal(name) => Some(name.to_string()),
             _ => None,
         })
         .collect();
