@@ -181,6 +181,18 @@ fn is_constraint_word(token: &Token) -> bool {
 
 /// Reads the table a generated table file declares.
 pub fn read_table_file(text: &str) -> Result<FileTable, String> {
+    // Current files repeat the columns in a long `CALL converge_table(...)`
+    // after the `CREATE TABLE`: read the part before it first, and the whole
+    // file only when that part does not hold a complete `CREATE TABLE`.
+    if let Some(call) = text.find("\nCALL ") {
+        if let Ok(tokens) = lex(&text[..call]) {
+            if let Some(open) = find_create_table(&tokens) {
+                if let Ok(table) = read_create_table(&text[..call], &tokens, open) {
+                    return Ok(table);
+                }
+            }
+        }
+    }
     let tokens = lex(text)?;
     if let Some(open) = find_create_table(&tokens) {
         return read_create_table(text, &tokens, open);
