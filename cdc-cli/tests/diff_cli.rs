@@ -109,6 +109,13 @@ fn no_change_exits_0_in_text_and_json() {
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report, serde_json::json!({"sinks": []}));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let out = cdc(elsewhere.path(), &["--project-dir", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = cdc(elsewhere.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no project found"));
 }
 
 #[test]
