@@ -14,7 +14,10 @@
 //! 4. [`output`] writes that: each sink's files are rendered, compared with
 //!    what is on disk and the directory replaced atomically, only when
 //!    something changed; the [`DriftReport`] of a comparison names the tables
-//!    and change kinds.
+//!    and change kinds;
+//! 5. [`diff`] compares the project with the generated table files and says,
+//!    change by change, how much it matters and what apply will do with it
+//!    (`cdc manage-migrations diff`).
 //!
 //! The build script ([`builder::Builder`]) and the `cdc` CLI both take this
 //! one path.
@@ -41,6 +44,7 @@
 
 pub mod builder;
 pub mod columns;
+pub mod diff;
 pub mod drift;
 pub mod error;
 mod fast_table;
@@ -57,6 +61,7 @@ pub mod rows;
 pub mod types;
 pub mod yaml;
 
+pub use diff::{diff_project, DiffReport};
 pub use drift::DriftReport;
 pub use error::{Diagnostic, Error};
 pub use generate::{generate, GenerateOptions, Generated};

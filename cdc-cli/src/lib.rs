@@ -1,10 +1,12 @@
 //! The `cdc` command line: argument definitions and dispatch.
 //!
 //! Exit codes follow the spec: generate 0 done, 1 `--check` found differences;
-//! apply 0 done, 1 failed; status 0 all applied, 1 pending or modified; every
+//! apply 0 done, 1 failed; status 0 all applied, 1 pending or modified; diff
+//! 0 no change, 1 changes; every
 //! command 2 for a usage, input or configuration error.
 
 mod apply;
+mod diff;
 mod generate;
 mod mssql;
 
@@ -44,13 +46,15 @@ pub enum MigrationsCommand {
     Apply(ApplyArgs),
     /// Show which files of a sink are applied, pending or modified.
     Status(StatusArgs),
+    /// Show how the YAML changes the generated tables, with each change's severity and what apply does.
+    Diff(DiffArgs),
     /// Enable CDC on the MSSQL source database and the service's source tables.
     EnableCdc(EnableCdcArgs),
     /// Remove old change rows from the MSSQL source's capture instances.
     CleanCdc(CleanCdcArgs),
 }
 
-/// Output format of apply, status and `generate --check`.
+/// Output format of apply, status, diff and `generate --check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// Lines for people.
@@ -134,12 +138,33 @@ pub struct GenerateArgs {
     pub project_dir: Option<PathBuf>,
 }
 
+/// Arguments of `cdc manage-migrations diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Only the sinks of this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only this sink.
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Only this table.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+    /// Project root (default: the first directory from here upward that holds `services/`).
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::ManageMigrations(MigrationsCommand::Generate(args)) => generate::run(&args),
         Command::ManageMigrations(MigrationsCommand::Apply(args)) => apply::run_apply(&args),
         Command::ManageMigrations(MigrationsCommand::Status(args)) => apply::run_status(&args),
+        Command::ManageMigrations(MigrationsCommand::Diff(args)) => diff::run(&args),
         Command::ManageMigrations(MigrationsCommand::EnableCdc(args)) => {
             return mssql::run_enable_cdc(&args)
         }

@@ -1,0 +1,89 @@
+//! Diff speed on synthetic projects made by `../shared/tools/synth.py`
+//! (1,000 and 10,000 tables): the project is generated to disk once, then
+//! `diff` compares the YAML with those files (load + diff, and diff alone).
+//!
+//! `cargo bench -p cdc-build --bench diff` (set `CDC_BENCH_SIZES=1000` to
+//! choose sizes).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cdc_build::output::{sync_sinks, SyncMode};
+use cdc_build::{diff_project, generate, load_project, Filter, GenerateOptions};
+use criterion::{criterion_group, BenchmarkId, Criterion};
+
+const TIME: &str = "2026-01-01 00:00:00 UTC";
+
+fn synth_script() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/synth.py");
+    script.is_file().then_some(script)
+}
+
+fn make_project(tables: usize) -> Option<tempfile::TempDir> {
+    let script = synth_script()?;
+    let dir = tempfile::tempdir().ok()?;
+    let out = dir.path().join("project");
+    let status = Command::new("python3")
+        .arg(script)
+        .args(["--tables", &tables.to_string(), "--out"])
+        .arg(&out)
+        .status()
+        .ok()?;
+    status.success().then_some(dir)
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("CDC_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000])
+}
+
+fn bench_diff(c: &mut Criterion) {
+    let Some(_) = synth_script() else {
+        eprintln!("skipping: ../shared/tools/synth.py not found next to the checkout");
+        return;
+    };
+    let mut group = c.benchmark_group("diff");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    for tables in sizes() {
+        let Some(dir) = make_project(tables) else {
+            eprintln!("skipping {tables}: synth.py failed");
+            continue;
+        };
+        let root = dir.path().join("project");
+        let migrations = root.join(cdc_core::layout::MIGRATIONS_DIR);
+        let project = load_project(&root, &Filter::default()).expect("load");
+        let generated = generate(&project, &GenerateOptions::new(TIME));
+        sync_sinks(&generated, &migrations, None, SyncMode::Write).expect("write migrations");
+        group.bench_with_input(
+            BenchmarkId::new("load_and_diff", tables),
+            &root,
+            |b, root| {
+                b.iter(|| {
+                    let project = load_project(root, &Filter::default()).expect("load");
+                    let report = diff_project(&project, &migrations, None).expect("diff");
+                    assert!(report.is_empty());
+                    report
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("diff_only", tables),
+            &project,
+            |b, project| b.iter(|| diff_project(project, &migrations, None).expect("diff")),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_diff);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,238 @@
+//! Schema diff: what the YAML changes compared with the generated table files, with each change's severity and what apply does with it.
+//!
+//! The YAML side goes through the generator's own column pipeline (the
+//! [`Project`] that [`crate::load_project`] returns); the file side is read
+//! by [`ddl::read_table_file`]. [`rules`] holds the one copy in Rust of the
+//! rules `converge_table` applies at apply time. `cdc manage-migrations diff`
+//! shows the [`DiffReport`]'s `Display` or, as JSON, its `Serialize`.
+
+pub mod compare;
+pub mod ddl;
+pub mod rules;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use cdc_core::layout::{table_file, STAGING_SUFFIX, TABLES_DIR};
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use compare::{compare_table, Change, ChangeKind};
+pub use rules::{ApplyAction, Severity};
+
+use crate::project::{Project, Sink, SinkTable};
+
+/// Why a diff could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// A table file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A table file holds no table this reader understands.
+    #[error("{path}: cannot read the table it declares: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The changes of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableDiff {
+    /// Target table name (the file's name).
+    pub table: String,
+    /// The table file, relative to the sink directory.
+    pub file: String,
+    /// Changes, columns in YAML order, then removed columns, then the key.
+    pub changes: Vec<Change>,
+}
+
+/// The changed tables of one sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkDiff {
+    /// Sink name.
+    pub sink: String,
+    /// Changed tables, by name.
+    pub tables: Vec<TableDiff>,
+}
+
+/// Every change from the generated files to the YAML, by sink and table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiffReport {
+    /// Sinks with at least one changed table, by name.
+    pub sinks: Vec<SinkDiff>,
+}
+
+impl DiffReport {
+    /// Whether the files match the YAML.
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
+    /// Every change with its sink and table.
+    pub fn changes(&self) -> impl Iterator<Item = (&str, &str, &Change)> {
+        self.sinks.iter().flat_map(|sink| {
+            sink.tables.iter().flat_map(move |table| {
+                table
+                    .changes
+                    .iter()
+                    .map(move |change| (sink.sink.as_str(), table.table.as_str(), change))
+            })
+        })
+    }
+
+    /// How many changes have this severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.changes()
+            .filter(|(_, _, change)| change.severity == severity)
+            .count()
+    }
+}
+
+impl fmt::Display for DiffReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("no changes: the generated table files match the YAML");
+        }
+        for sink in &self.sinks {
+            writeln!(f, "{}", sink.sink)?;
+            for table in &sink.tables {
+                writeln!(f, "  {} ({})", table.table, table.file)?;
+                for change in &table.changes {
+                    write!(
+                        f,
+                        "    {:<8} {}",
+                        change.severity.label(),
+                        change.kind.label()
+                    )?;
+                    if let Some(column) = &change.column {
+                        write!(f, " {column:?}")?;
+                    }
+                    match (&change.from, &change.to) {
+                        (Some(from), Some(to)) => write!(f, ": {from} -> {to}")?,
+                        (None, Some(to)) => write!(f, ": {to}")?,
+                        (Some(from), None) => write!(f, ": was {from}")?,
+                        (None, None) => {}
+                    }
+                    writeln!(f, "; apply: {} ({})", change.action.label(), change.reason)?;
+                }
+            }
+        }
+        let tables: usize = self.sinks.iter().map(|s| s.tables.len()).sum();
+        write!(
+            f,
+            "{} change(s) in {tables} table(s): {} breaking, {} warning, {} info",
+            self.changes().count(),
+            self.count(Severity::Breaking),
+            self.count(Severity::Warning),
+            self.count(Severity::Info)
+        )
+    }
+}
+
+/// The final-table files of a sink directory, by table name (staging files left out).
+fn table_files(sink_dir: &Path) -> Result<BTreeSet<String>, DiffError> {
+    let dir = sink_dir.join(TABLES_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(source) => return Err(DiffError::Read { path: dir, source }),
+    };
+    let mut tables = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| DiffError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(STAGING_SUFFIX) {
+            continue;
+        }
+        if let Some(table) = name.strip_suffix(".sql") {
+            tables.insert(table.to_string());
+        }
+    }
+    Ok(tables)
+}
+
+fn diff_table(
+    sink_dir: &Path,
+    table: &SinkTable,
+    on_disk: &BTreeSet<String>,
+) -> Result<Vec<Change>, DiffError> {
+    if !on_disk.contains(&table.target_table) {
+        return Ok(vec![compare::table_added(table)]);
+    }
+    let path = sink_dir.join(table_file(&table.target_table));
+    let text = std::fs::read_to_string(&path).map_err(|source| DiffError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let found =
+        ddl::read_table_file(&text).map_err(|message| DiffError::Parse { path, message })?;
+    Ok(compare_table(table, &found))
+}
+
+fn diff_sink(sink: &Sink, sink_dir: &Path, only: Option<&str>) -> Result<SinkDiff, DiffError> {
+    let on_disk = table_files(sink_dir)?;
+    let wanted = |name: &str| only.is_none_or(|only| only == name);
+    let mut tables = sink
+        .tables
+        .par_iter()
+        .filter(|table| wanted(&table.target_table))
+        .map(|table| {
+            let changes = diff_table(sink_dir, table, &on_disk)?;
+            Ok(TableDiff {
+                table: table.target_table.clone(),
+                file: table_file(&table.target_table),
+                changes,
+            })
+        })
+        .collect::<Result<Vec<_>, DiffError>>()?;
+    let declared: BTreeSet<&str> = sink
+        .tables
+        .iter()
+        .map(|t| t.target_table.as_str())
+        .collect();
+    for name in &on_disk {
+        if !declared.contains(name.as_str()) && wanted(name) {
+            tables.push(TableDiff {
+                table: name.clone(),
+                file: table_file(name),
+                changes: vec![compare::table_removed()],
+            });
+        }
+    }
+    tables.retain(|t| !t.changes.is_empty());
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(SinkDiff {
+        sink: sink.name.clone(),
+        tables,
+    })
+}
+
+/// Compares every sink of `project` (as loaded, with its filter) with the
+/// table files under `migrations/<sink>/01-tables/`; `only` keeps one table.
+pub fn diff_project(
+    project: &Project,
+    migrations: &Path,
+    only: Option<&str>,
+) -> Result<DiffReport, DiffError> {
+    let mut sinks = Vec::new();
+    for sink in project.sinks() {
+        let diff = diff_sink(sink, &migrations.join(&sink.name), only)?;
+        if !diff.tables.is_empty() {
+            sinks.push(diff);
+        }
+    }
+    sinks.sort_by(|a, b| a.sink.cmp(&b.sink));
+    Ok(DiffReport { sinks })
+}
