@@ -53,13 +53,13 @@ pub struct ResourcesArgs {
     pub project_dir: Option<PathBuf>,
 }
 
-/// Arguments of `cdc manage-migrations enable-cdc`.
+/// What `enable-cdc` and `clean-cdc` act on, and how.
 #[derive(Debug, Args)]
-pub struct EnableCdcArgs {
+pub struct SourceTablesArgs {
     /// Environment: reads MSSQL_<ENV>_HOST/PORT/DATABASE/USER/PASSWORD, then MSSQL_*.
     #[arg(long)]
     pub env: String,
-    /// The service whose source tables are enabled (required when there are several).
+    /// The service whose source tables are acted on (required when there are several).
     #[arg(long)]
     pub service: Option<String>,
     /// Only this table (`Table` or `schema.Table`).
@@ -73,27 +73,21 @@ pub struct EnableCdcArgs {
     pub project_dir: Option<PathBuf>,
 }
 
+/// Arguments of `cdc manage-migrations enable-cdc`.
+#[derive(Debug, Args)]
+pub struct EnableCdcArgs {
+    #[command(flatten)]
+    pub scope: SourceTablesArgs,
+}
+
 /// Arguments of `cdc manage-migrations clean-cdc`.
 #[derive(Debug, Args)]
 pub struct CleanCdcArgs {
-    /// Environment: reads MSSQL_<ENV>_HOST/PORT/DATABASE/USER/PASSWORD, then MSSQL_*.
-    #[arg(long)]
-    pub env: String,
+    #[command(flatten)]
+    pub scope: SourceTablesArgs,
     /// Remove change rows older than this many days.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
-    /// The service whose capture instances are cleaned (required when there are several).
-    #[arg(long)]
-    pub service: Option<String>,
-    /// Only this table (`Table` or `schema.Table`).
-    #[arg(long)]
-    pub table: Option<String>,
-    /// Print an idempotent T-SQL script instead; never connects.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Project root.
-    #[arg(long, value_name = "DIR")]
-    pub project_dir: Option<PathBuf>,
 }
 
 /// Runs `manage-services ...`.
@@ -226,28 +220,21 @@ fn inspect(args: &ResourcesArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn tables_in_scope(
-    project_dir: Option<&Path>,
-    service: Option<&str>,
-    table: Option<&str>,
-) -> Result<(String, Vec<TableRef>), Failure> {
-    let root = project_root(project_dir)?;
-    let service = choose_service(&root, service)?;
-    let tables = service.select(table)?;
+/// The service and the tables of it that `scope` selects.
+fn tables_in_scope(scope: &SourceTablesArgs) -> Result<(String, Vec<TableRef>), Failure> {
+    let root = project_root(scope.project_dir.as_deref())?;
+    let service = choose_service(&root, scope.service.as_deref())?;
+    let tables = service.select(scope.table.as_deref())?;
     Ok((service.name, tables))
 }
 
 fn enable_cdc(args: &EnableCdcArgs) -> Result<ExitCode, Failure> {
-    let (service, tables) = tables_in_scope(
-        args.project_dir.as_deref(),
-        args.service.as_deref(),
-        args.table.as_deref(),
-    )?;
-    if args.dry_run {
+    let (service, tables) = tables_in_scope(&args.scope)?;
+    if args.scope.dry_run {
         print!("{}", enable_cdc_script(&service, &tables));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut source = connect(Some(&args.env))?;
+    let mut source = connect(Some(&args.scope.env))?;
     let database = source.database_status()?;
     let status = source.table_status()?;
     let (mut enabled, mut tracked, mut failed) = (0, 0, 0);
@@ -297,16 +284,12 @@ fn enable_cdc(args: &EnableCdcArgs) -> Result<ExitCode, Failure> {
 }
 
 fn clean_cdc(args: &CleanCdcArgs) -> Result<ExitCode, Failure> {
-    let (service, tables) = tables_in_scope(
-        args.project_dir.as_deref(),
-        args.service.as_deref(),
-        args.table.as_deref(),
-    )?;
-    if args.dry_run {
+    let (service, tables) = tables_in_scope(&args.scope)?;
+    if args.scope.dry_run {
         print!("{}", clean_cdc_script(&service, &tables, args.days));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut source = connect(Some(&args.env))?;
+    let mut source = connect(Some(&args.scope.env))?;
     let database = source.database_status()?;
     if !database.is_cdc_enabled {
         println!(

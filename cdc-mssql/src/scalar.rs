@@ -40,20 +40,9 @@ fn is_plain_safe(text: &str) -> bool {
     !RESERVED_WORDS.contains(&text.to_ascii_lowercase().as_str())
 }
 
+/// YAML's double-quoted style, written by the one quoting function the manifest uses too.
 fn push_double_quoted(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.push_str(&cdc_core::manifest::quote(text));
 }
 
 #[cfg(test)]
