@@ -2,26 +2,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
-use cdc_build::{diff_project, find_project_root, load_project, Filter, RootMarker};
+use anyhow::bail;
+use cdc_build::diff_project;
 use cdc_core::layout::MIGRATIONS_DIR;
 
 use crate::{DiffArgs, OutputFormat};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
-    let start = match &args.project_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().context("cannot read the current directory")?,
-    };
-    let root = find_project_root(&start, RootMarker::Services)?;
-    let filter = Filter {
-        service: args.service.clone(),
-        sink: args.sink.clone(),
-    };
-    let project = load_project(&root, &filter)?;
-    for warning in &project.warnings {
-        eprintln!("warning: {warning}");
-    }
+    let (root, project) = args.project.load()?;
     let migrations = root.join(MIGRATIONS_DIR);
     if let Some(table) = &args.table {
         let declared = project

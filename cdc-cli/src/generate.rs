@@ -3,30 +3,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use cdc_build::output::{sync_sinks, undeclared_sinks, ChangeKind, SyncMode};
-use cdc_build::{
-    find_project_root, generate, load_project, DriftReport, Filter, GenerateOptions, RootMarker,
-};
+use cdc_build::{generate, DriftReport, GenerateOptions};
 /// Directory of the generated migrations inside a project (the layout's).
 pub use cdc_core::layout::MIGRATIONS_DIR;
 
 use crate::{GenerateArgs, OutputFormat};
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    let start = match &args.project_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().context("cannot read the current directory")?,
-    };
-    let root = find_project_root(&start, RootMarker::Services)?;
-    let filter = Filter {
-        service: args.service.clone(),
-        sink: args.sink.clone(),
-    };
-    let project = load_project(&root, &filter)?;
-    for warning in &project.warnings {
-        eprintln!("warning: {warning}");
-    }
+    let (root, project) = args.project.load()?;
     if let Some(table) = &args.table {
         let known: Vec<&str> = project
             .sinks()
@@ -48,7 +34,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let plans = sync_sinks(&generated, &migrations, args.table.as_deref(), mode)?;
     // Only a run over every service knows every declared sink.
-    let undeclared = if filter.service.is_none() && filter.sink.is_none() {
+    let undeclared = if args.project.service.is_none() && args.project.sink.is_none() {
         undeclared_sinks(&migrations, project.sinks().map(|s| s.name.as_str()))?
     } else {
         Vec::new()

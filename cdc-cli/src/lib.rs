@@ -13,6 +13,7 @@ mod mssql;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 pub use mssql::{CleanCdcArgs, EnableCdcArgs, ResourcesArgs, ServicesCommand};
@@ -112,15 +113,45 @@ pub struct StatusArgs {
     pub project_dir: Option<PathBuf>,
 }
 
-/// Arguments of `cdc manage-migrations generate`.
+/// Which project, and which part of it, `generate` and `diff` load.
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub struct ProjectArgs {
     /// Only the sinks of this service.
     #[arg(long)]
     pub service: Option<String>,
     /// Only this sink.
     #[arg(long)]
     pub sink: Option<String>,
+    /// Project root (default: the first directory from here upward that holds `services/`).
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    /// Finds the project root, loads the selected part and prints its warnings.
+    pub fn load(&self) -> anyhow::Result<(PathBuf, cdc_build::Project)> {
+        let start = match &self.project_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        let root = cdc_build::find_project_root(&start, cdc_build::RootMarker::Services)?;
+        let filter = cdc_build::Filter {
+            service: self.service.clone(),
+            sink: self.sink.clone(),
+        };
+        let project = cdc_build::load_project(&root, &filter)?;
+        for warning in &project.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok((root, project))
+    }
+}
+
+/// Arguments of `cdc manage-migrations generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
     /// Only this table's files (the manifest is kept complete).
     #[arg(long)]
     pub table: Option<String>,
@@ -133,29 +164,19 @@ pub struct GenerateArgs {
     /// Output format of the `--check` report.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
-    /// Project root (default: the first directory from here upward that holds `services/`).
-    #[arg(long, value_name = "DIR")]
-    pub project_dir: Option<PathBuf>,
 }
 
 /// Arguments of `cdc manage-migrations diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Only the sinks of this service.
-    #[arg(long)]
-    pub service: Option<String>,
-    /// Only this sink.
-    #[arg(long)]
-    pub sink: Option<String>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
     /// Only this table.
     #[arg(long)]
     pub table: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
-    /// Project root (default: the first directory from here upward that holds `services/`).
-    #[arg(long, value_name = "DIR")]
-    pub project_dir: Option<PathBuf>,
 }
 
 /// Runs a parsed command line and returns the process exit code.
