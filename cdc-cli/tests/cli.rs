@@ -1,59 +1,10 @@
 //! End-to-end tests of `cdc manage-migrations generate` on copies of the bundled example.
 
-use cdc_testkit::copy_dir;
+mod common;
+
+use common::{cdc, example_project, repo_root, snapshot, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::SystemTime;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn cdc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cdc"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run cdc")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A temporary copy of the example project (inputs only, no migrations).
-fn example_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("services"), &dir.path().join("services"));
-    std::fs::copy(
-        repo_root().join("sink-groups.yaml"),
-        dir.path().join("sink-groups.yaml"),
-    )
-    .unwrap();
-    dir
-}
-
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, SystemTime)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
-                out.push((path.clone(), std::fs::read(&path).unwrap(), modified));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn committed_example_migrations_match_the_yaml() {
@@ -69,7 +20,7 @@ fn committed_example_migrations_match_the_yaml() {
 
 #[test]
 fn regenerating_an_unchanged_project_writes_nothing() {
-    let project = example_project();
+    let project = example_project(false);
     let first = cdc(project.path(), &["manage-migrations", "generate"]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     let migrations = project.path().join("migrations");
@@ -96,7 +47,7 @@ fn regenerating_an_unchanged_project_writes_nothing() {
 
 #[test]
 fn check_names_stale_files_and_dry_run_writes_nothing() {
-    let project = example_project();
+    let project = example_project(false);
     assert!(cdc(project.path(), &["manage-migrations", "generate"])
         .status
         .success());
@@ -188,7 +139,7 @@ fn check_names_stale_files_and_dry_run_writes_nothing() {
 
 #[test]
 fn bad_input_exits_2_and_leaves_everything_as_it_was() {
-    let project = example_project();
+    let project = example_project(false);
     // Without migrations: nothing is created.
     let actor = project
         .path()
@@ -224,7 +175,7 @@ fn bad_input_exits_2_and_leaves_everything_as_it_was() {
 
 #[test]
 fn finds_the_project_root_from_a_subdirectory_and_filters() {
-    let project = example_project();
+    let project = example_project(false);
     let sub = project.path().join("services/_schemas/billing");
     let out = cdc(
         &sub,
@@ -250,7 +201,7 @@ fn finds_the_project_root_from_a_subdirectory_and_filters() {
 
 #[test]
 fn a_table_left_out_of_a_sink_loses_its_files() {
-    let project = example_project();
+    let project = example_project(false);
     assert!(cdc(project.path(), &["manage-migrations", "generate"])
         .status
         .success());
@@ -280,7 +231,7 @@ fn a_table_left_out_of_a_sink_loses_its_files() {
 
 #[test]
 fn table_option_regenerates_only_that_tables_files() {
-    let project = example_project();
+    let project = example_project(false);
     assert!(cdc(project.path(), &["manage-migrations", "generate"])
         .status
         .success());
@@ -323,7 +274,7 @@ fn table_option_regenerates_only_that_tables_files() {
 /// byte-identical with the same modification times.
 #[test]
 fn every_input_fault_exits_2_and_writes_nothing() {
-    let project = example_project();
+    let project = example_project(false);
     let root = project.path();
     assert!(cdc(root, &["manage-migrations", "generate"])
         .status
@@ -406,7 +357,7 @@ fn every_input_fault_exits_2_and_writes_nothing() {
 /// still finds the committed migrations up to date.
 #[test]
 fn byte_order_mark_and_crlf_are_tolerated() {
-    let project = example_project();
+    let project = example_project(false);
     let root = project.path();
     assert!(cdc(root, &["manage-migrations", "generate"])
         .status

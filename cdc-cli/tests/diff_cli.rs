@@ -1,42 +1,17 @@
 //! End-to-end tests of `cdc manage-migrations diff` on copies of the bundled example whose YAML is edited.
 
-use cdc_testkit::copy_dir;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{example_project, repo_root, text};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
+/// Runs `cdc manage-migrations diff` with `args`.
 fn cdc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cdc"))
-        .arg("manage-migrations")
-        .arg("diff")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run cdc")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A temporary copy of the example project with its committed migrations.
-fn example_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["services", "migrations"] {
-        copy_dir(&repo_root().join(sub), &dir.path().join(sub));
-    }
-    std::fs::copy(
-        repo_root().join("sink-groups.yaml"),
-        dir.path().join("sink-groups.yaml"),
-    )
-    .unwrap();
-    dir
+    let mut all = vec!["manage-migrations", "diff"];
+    all.extend_from_slice(args);
+    common::cdc(dir, &all)
 }
 
 /// Replaces `from` (which must be there) by `to` in a project file.
@@ -120,7 +95,7 @@ fn no_change_exits_0_in_text_and_json() {
 
 #[test]
 fn an_added_column_is_info_and_automatic() {
-    let dir = example_project();
+    let dir = example_project(true);
     let yaml = std::fs::read_to_string(dir.path().join(INVOICE)).unwrap();
     std::fs::write(
         dir.path().join(INVOICE),
@@ -141,7 +116,7 @@ fn an_added_column_is_info_and_automatic() {
 
 #[test]
 fn a_widening_is_a_warning_applied_automatically() {
-    let dir = example_project();
+    let dir = example_project(true);
     edit(dir.path(), INVOICE, "varchar(20)", "varchar(40)");
     assert_eq!(
         invoice_changes(dir.path()),
@@ -160,7 +135,7 @@ fn a_widening_is_a_warning_applied_automatically() {
 
 #[test]
 fn a_narrowing_is_breaking_and_refused() {
-    let dir = example_project();
+    let dir = example_project(true);
     edit(dir.path(), INVOICE, "decimal(19,4)", "decimal(10,2)");
     assert_eq!(
         invoice_changes(dir.path()),
@@ -179,7 +154,7 @@ fn a_narrowing_is_breaking_and_refused() {
 
 #[test]
 fn a_dropped_column_is_breaking_and_refused() {
-    let dir = example_project();
+    let dir = example_project(true);
     edit(
         dir.path(),
         INVOICE,
@@ -194,7 +169,7 @@ fn a_dropped_column_is_breaking_and_refused() {
 
 #[test]
 fn nullability_relaxed_is_automatic_and_default_changed_is_not_applied() {
-    let dir = example_project();
+    let dir = example_project(true);
     edit(
         dir.path(),
         INVOICE,
@@ -218,7 +193,7 @@ fn nullability_relaxed_is_automatic_and_default_changed_is_not_applied() {
 
 #[test]
 fn a_changed_key_is_breaking_and_refused() {
-    let dir = example_project();
+    let dir = example_project(true);
     edit(
         dir.path(),
         INVOICE_LINE,
@@ -242,7 +217,7 @@ fn a_changed_key_is_breaking_and_refused() {
 
 #[test]
 fn an_added_and_a_removed_table() {
-    let dir = example_project();
+    let dir = example_project(true);
     edit(
         dir.path(),
         "services/directory.yaml",
@@ -288,7 +263,7 @@ fn errors_exit_2() {
     let out = cdc(&repo_root(), &["--table", "NoSuchTable"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no sink table named `NoSuchTable`"));
-    let dir = example_project();
+    let dir = example_project(true);
     std::fs::write(
         dir.path()
             .join("migrations/sink_asma.billing/01-tables/Invoice.sql"),
@@ -332,7 +307,7 @@ const DIRECTORY_SINK: &str = "sink_asma.directory";
 fn diff_and_apply_agree_on_a_real_postgresql() {
     let server = cdc_testkit::shared();
     let db = server.create_database("cli_diff_apply");
-    let dir = example_project();
+    let dir = example_project(true);
     let dir = dir.path();
     edit(
         dir,

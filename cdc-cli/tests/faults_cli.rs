@@ -3,74 +3,18 @@
 //! is a file. Each error exits 2 and leaves every file as it was (contents and
 //! modification times).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::SystemTime;
+mod common;
 
-use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR, SERVICES_DIR, SINK_GROUPS_FILE};
+use common::{cdc, example_project, snapshot, text};
+
+use cdc_core::layout::{MANIFEST_FILE, MIGRATIONS_DIR};
 use cdc_testkit::copy_dir;
 
 const SINK: &str = "sink_asma.directory";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn cdc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cdc"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run cdc")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A copy of the example project: its inputs and its committed migrations.
-fn example_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for sub in [SERVICES_DIR, MIGRATIONS_DIR] {
-        copy_dir(&repo_root().join(sub), &dir.path().join(sub));
-    }
-    std::fs::copy(
-        repo_root().join(SINK_GROUPS_FILE),
-        dir.path().join(SINK_GROUPS_FILE),
-    )
-    .expect("copy sink groups");
-    dir
-}
-
-/// Every file under `dir` (hidden ones too) with its bytes and modification time.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, SystemTime)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let modified = std::fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .expect("mtime");
-                out.push((path.clone(), std::fs::read(&path).expect("read"), modified));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_manifest_path_outside_the_sink_exits_2_in_status_and_apply_alike() {
-    let project = example_project();
+    let project = example_project(true);
     let manifest = project
         .path()
         .join(MIGRATIONS_DIR)
@@ -135,7 +79,7 @@ fn a_manifest_path_outside_the_sink_exits_2_in_status_and_apply_alike() {
 
 #[test]
 fn generate_keeps_files_it_did_not_generate_and_says_so() {
-    let project = example_project();
+    let project = example_project(true);
     let sink_dir = project.path().join(MIGRATIONS_DIR).join(SINK);
     std::fs::write(sink_dir.join("NOTES.md"), "hand-written notes\n").expect("write");
     std::fs::write(sink_dir.join("01-tables/custom.sql"), "SELECT 1;\n").expect("write");
@@ -201,7 +145,7 @@ fn generate_keeps_files_it_did_not_generate_and_says_so() {
 
 #[test]
 fn check_names_a_sink_directory_that_no_service_declares() {
-    let project = example_project();
+    let project = example_project(true);
     let migrations = project.path().join(MIGRATIONS_DIR);
     copy_dir(
         &migrations.join(SINK),
@@ -254,7 +198,7 @@ fn check_names_a_sink_directory_that_no_service_declares() {
 
 #[test]
 fn a_sink_path_that_is_a_file_exits_2_and_leaves_no_backup() {
-    let project = example_project();
+    let project = example_project(true);
     let migrations = project.path().join(MIGRATIONS_DIR);
     std::fs::remove_dir_all(migrations.join("sink_asma.billing")).expect("remove");
     std::fs::write(migrations.join("sink_asma.billing"), "a file\n").expect("write");
@@ -297,7 +241,7 @@ fn a_sink_path_that_is_a_file_exits_2_and_leaves_no_backup() {
 
 #[test]
 fn a_tampered_file_exits_1_in_status_and_apply_alike() {
-    let project = example_project();
+    let project = example_project(true);
     let file = project
         .path()
         .join(MIGRATIONS_DIR)
