@@ -5,40 +5,15 @@
 //! `cargo bench -p cdc-build --bench diff` (set `CDC_BENCH_SIZES=1000` to
 //! choose sizes).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cdc_build::output::{sync_sinks, SyncMode};
 use cdc_build::{diff_project, generate, load_project, Filter, GenerateOptions};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
-const TIME: &str = "2026-01-01 00:00:00 UTC";
+mod common;
 
-fn synth_script() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/synth.py");
-    script.is_file().then_some(script)
-}
-
-fn make_project(tables: usize) -> Option<tempfile::TempDir> {
-    let script = synth_script()?;
-    let dir = tempfile::tempdir().ok()?;
-    let out = dir.path().join("project");
-    let status = Command::new("python3")
-        .arg(script)
-        .args(["--tables", &tables.to_string(), "--out"])
-        .arg(&out)
-        .status()
-        .ok()?;
-    status.success().then_some(dir)
-}
-
-fn sizes() -> Vec<usize> {
-    std::env::var("CDC_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 10_000])
-}
+use common::{make_project, sizes, synth_script, TIME};
 
 fn bench_diff(c: &mut Criterion) {
     let Some(_) = synth_script() else {
@@ -50,7 +25,7 @@ fn bench_diff(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    for tables in sizes() {
+    for tables in sizes(&[1_000, 10_000]) {
         let Some(dir) = make_project(tables) else {
             eprintln!("skipping {tables}: synth.py failed");
             continue;
