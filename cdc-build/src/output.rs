@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use cdc_core::layout::{staging_file, table_file, BREAKING_DIR, MANIFEST_FILE, REGENERATE_COMMAND};
+use cdc_core::layout::{staging_file, table_file, MANIFEST_FILE, REGENERATE_COMMAND};
 use serde::Serialize;
 
 use crate::error::{Diagnostic, Error};
@@ -266,23 +266,14 @@ pub fn sync_sink(
     use rayon::prelude::*;
     sink_path_is_usable(sink.name(), dir)?;
     let existing = all_files(dir)?;
-    let scope = only_table.map(|table| {
-        (
-            table_file(table),
-            staging_file(table),
-            format!("{BREAKING_DIR}/{table}."),
-        )
-    });
+    let scope = only_table.map(|table| (table, table_file(table), staging_file(table)));
     let in_scope = |path: &str| match &scope {
         None => true,
-        Some((table, staging, breaking)) => {
+        Some((name, table, staging)) => {
             path == MANIFEST_FILE
                 || path == table
                 || path == staging
-                || path
-                    .strip_prefix(breaking.as_str())
-                    .and_then(|rest| rest.strip_suffix(".sql"))
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                || crate::breaking::is_breaking_file_of(path, name)
         }
     };
     let staging = std::sync::Mutex::new(StagingDir::new(dir));

@@ -283,11 +283,23 @@ fn parse_name(name: &str) -> Option<(&str, u32)> {
     Some((table, number.parse().ok()?))
 }
 
+/// Whether `path` (relative to a sink directory) names a breaking file of `table`.
+pub fn is_breaking_file_of(path: &str, table: &str) -> bool {
+    path.strip_prefix(BREAKING_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(parse_name)
+        .is_some_and(|(name, _)| name == table)
+}
+
 /// The breaking files in `sink_dir` that cdc wrote (the generated header), by
 /// table and number; a missing directory holds none. Other files are left to
 /// the writer, which keeps and names them.
 pub fn read_kept_files(sink_dir: &Path) -> Result<Vec<BreakingFile>, BreakingError> {
     let dir = sink_dir.join(BREAKING_DIR);
+    if !dir.is_dir() {
+        // Missing, or a sink path that is not a directory (the writer reports that).
+        return Ok(Vec::new());
+    }
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -345,7 +357,9 @@ pub fn plan_breaking<'p>(
             .filter(|f| declared.contains_key(f.table.as_str()))
             .collect();
         let mut tables = Vec::new();
-        for table in &sink.tables {
+        // A sink path that is not a directory holds no table file (the writer reports it).
+        let tables_to_read = if dir.is_dir() { &sink.tables[..] } else { &[] };
+        for table in tables_to_read {
             if only.is_some_and(|only| only != table.target_table) {
                 continue;
             }
@@ -383,6 +397,102 @@ pub fn plan_breaking<'p>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::PgType;
+
+    /// The bundled `Invoice` table, edited by `edit`, against its committed file.
+    fn invoice_plan(edit: impl FnOnce(&mut SinkTable)) -> (SinkTable, FileTable) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let project = crate::load_project(&root, &crate::Filter::default()).unwrap();
+        let mut table = project
+            .sinks()
+            .flat_map(|s| s.tables.iter())
+            .find(|t| t.target_table == "Invoice")
+            .unwrap()
+            .clone();
+        edit(&mut table);
+        let file = include_str!("../../../migrations/sink_asma.billing/01-tables/Invoice.sql");
+        (table, read_table_file(file).unwrap())
+    }
+
+    #[test]
+    fn each_breaking_change_becomes_a_guarded_step_in_one_checksummed_file() {
+        let (table, found) = invoice_plan(|t| {
+            for c in &mut t.columns {
+                if c.name == "Number" {
+                    c.pg_type = PgType::parse("varchar(10)").unwrap();
+                }
+                if c.name == "CustomerId" {
+                    c.not_null = true;
+                }
+            }
+            t.columns.retain(|c| c.name != "Paid");
+            t.primary_key.push("Number".into());
+        });
+        let changes: Vec<Change> = compare_table(&table, &found)
+            .into_iter()
+            .filter(|c| c.severity == Severity::Breaking)
+            .collect();
+        let steps = steps_for(&table, &found, &changes);
+        assert!(
+            matches!(&steps[..], [
+                Step::ConvertType { column: a, .. },
+                Step::PrimaryKey { from, to, added },
+                Step::DropColumn { column: d },
+            ] if a == "Number" && from == &["InvoiceId"] && to == &["InvoiceId", "Number"]
+                && added.is_empty() && d == "Paid"),
+            "{steps:?}"
+        );
+        let breaking = TableBreaking {
+            table: &table,
+            changes,
+            steps,
+        };
+        let file = render_breaking_file(&breaking, 3, "2000-01-01 00:00:00 UTC");
+        assert_eq!(file.path, "01-tables/breaking/Invoice.3.sql");
+        let split = cdc_core::checksum::split_migration(&file.contents).unwrap();
+        split.verify().unwrap();
+        let body = split.body;
+        let at = |needle: &str| {
+            body.find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in\n{body}"))
+        };
+        assert!(
+            at(
+                r#"ALTER TABLE "billing"."Invoice" ALTER COLUMN "Number" TYPE varchar(10) USING "Number"::varchar(10)"#
+            ) < at(r#"ALTER TABLE "billing"."stg_Invoice" ALTER COLUMN "Number" TYPE varchar(10)"#)
+        );
+        assert!(
+            at("GROUP BY \"InvoiceId\", \"Number\" HAVING count(*) > 1")
+                < at("ADD PRIMARY KEY (\"InvoiceId\", \"Number\")")
+        );
+        assert!(
+            at("ADD PRIMARY KEY")
+                < at(r#"ALTER TABLE IF EXISTS "billing"."Invoice" DROP COLUMN IF EXISTS "Paid""#)
+        );
+        assert!(body.contains(
+            r#"ALTER TABLE IF EXISTS "billing"."stg_Invoice" DROP COLUMN IF EXISTS "Paid""#
+        ));
+        assert!(body.contains("--   PRIMARY_KEY_CHANGED: (InvoiceId) -> (InvoiceId, Number)"));
+    }
+
+    #[test]
+    fn kept_files_are_read_back_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let breaking = dir.path().join(BREAKING_DIR);
+        std::fs::create_dir_all(&breaking).unwrap();
+        let generated = assemble(&header("t", &[]), "SELECT 1;\n");
+        std::fs::write(breaking.join("Invoice.2.sql"), &generated).unwrap();
+        std::fs::write(breaking.join("Invoice.10.sql"), &generated).unwrap();
+        std::fs::write(breaking.join("Mine.1.sql"), "-- by hand\nSELECT 1;\n").unwrap();
+        std::fs::write(breaking.join("notes.txt"), "x").unwrap();
+        let kept = read_kept_files(dir.path()).unwrap();
+        let names: Vec<(&str, u32)> = kept.iter().map(|f| (f.table.as_str(), f.number)).collect();
+        assert_eq!(names, [("Invoice", 2), ("Invoice", 10)]);
+        assert_eq!(kept[0].contents, generated);
+        assert!(read_kept_files(&dir.path().join("none"))
+            .unwrap()
+            .is_empty());
+    }
 
     #[test]
     fn file_names_carry_table_and_number() {
@@ -395,5 +505,14 @@ mod tests {
         assert_eq!(parse_name("Invoice.01.sql"), None);
         assert_eq!(parse_name("Invoice.x.sql"), None);
         assert_eq!(parse_name(".1.sql"), None);
+        assert!(is_breaking_file_of(
+            "01-tables/breaking/Invoice.2.sql",
+            "Invoice"
+        ));
+        assert!(!is_breaking_file_of(
+            "01-tables/breaking/InvoiceLine.2.sql",
+            "Invoice"
+        ));
+        assert!(!is_breaking_file_of("01-tables/Invoice.2.sql", "Invoice"));
     }
 }

@@ -408,6 +408,122 @@ mod tests {
         );
     }
 
+    /// The Invoice YAML with `from` renamed `to` (declared `renamed_from` when `declared`).
+    fn renamed(from: &str, to: &str, declared: bool) -> SinkTable {
+        let (mut table, _) = invoice();
+        for column in &mut table.columns {
+            if column.name == from {
+                column.name = to.to_string();
+            }
+        }
+        for key in &mut table.primary_key {
+            if key == from {
+                *key = to.to_string();
+            }
+        }
+        if declared {
+            table.renames.push(crate::project::ColumnRename {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        table
+    }
+
+    fn kinds(table: &SinkTable, file: &str) -> Vec<(ChangeKind, Option<String>, Severity)> {
+        compare_table(table, &read_table_file(file).unwrap())
+            .into_iter()
+            .map(|c| (c.kind, c.column, c.severity))
+            .collect()
+    }
+
+    #[test]
+    fn a_declared_rename_is_one_change_not_a_removal_and_an_addition() {
+        let (_, file) = invoice();
+        let name = |n: &str| Some(n.to_string());
+        assert_eq!(
+            kinds(&renamed("Number", "InvoiceNumber", true), &file),
+            vec![(
+                ChangeKind::ColumnRenamed,
+                name("InvoiceNumber"),
+                Severity::Info
+            )]
+        );
+        let change = &compare_table(
+            &renamed("Number", "InvoiceNumber", true),
+            &read_table_file(&file).unwrap(),
+        )[0];
+        assert_eq!(
+            (change.from.as_deref(), change.to.as_deref(), change.action),
+            (
+                Some("Number"),
+                Some("InvoiceNumber"),
+                ApplyAction::Automatic
+            )
+        );
+        // A renamed key column does not change the key.
+        assert_eq!(
+            kinds(&renamed("InvoiceId", "Id", true), &file),
+            vec![(ChangeKind::ColumnRenamed, name("Id"), Severity::Info)]
+        );
+        // Undeclared, the same edit is a removal and an addition (and a key change).
+        assert_eq!(
+            kinds(&renamed("Number", "InvoiceNumber", false), &file),
+            vec![
+                (
+                    ChangeKind::ColumnAdded,
+                    name("InvoiceNumber"),
+                    Severity::Breaking
+                ),
+                (
+                    ChangeKind::ColumnRemoved,
+                    name("Number"),
+                    Severity::Breaking
+                ),
+            ]
+        );
+        // A rename and a type change of the same column: both are reported.
+        let widened = file.replace("\"Number\" varchar(20)", "\"Number\" varchar(10)");
+        assert_eq!(
+            kinds(&renamed("Number", "InvoiceNumber", true), &widened),
+            vec![
+                (
+                    ChangeKind::ColumnRenamed,
+                    name("InvoiceNumber"),
+                    Severity::Info
+                ),
+                (
+                    ChangeKind::ColumnTypeChanged,
+                    name("InvoiceNumber"),
+                    Severity::Warning
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rename_whose_old_name_the_file_lacks_changes_nothing() {
+        let (mut table, file) = invoice();
+        table.renames.push(crate::project::ColumnRename {
+            from: "Ghost".into(),
+            to: "Number".into(),
+        });
+        assert_eq!(kinds(&table, &file), vec![]);
+        // Both names in the file: nothing is renamed; the old column is extra.
+        let both = file.replace(
+            "    \"Paid\" boolean",
+            "    \"Ghost\" varchar(20),\n    \"Paid\" boolean",
+        );
+        assert_eq!(
+            kinds(&table, &both),
+            vec![(
+                ChangeKind::ColumnRemoved,
+                Some("Ghost".to_string()),
+                Severity::Breaking
+            )]
+        );
+    }
+
     #[test]
     fn a_target_exists_table_keeps_extra_columns() {
         let (mut table, file) = invoice();
