@@ -630,3 +630,44 @@ fn misused_renamed_from_is_an_input_error_with_file_line_and_field() {
     }
     assert!(!dir.join(MIGRATIONS_DIR).exists(), "nothing written");
 }
+
+#[test]
+fn a_new_not_null_column_without_default_stops_on_rows_until_added_by_hand() {
+    let mut p = Project::new("evo_required");
+    edit(
+        p.path(),
+        INVOICE,
+        "  - {name: Paid,",
+        "  - {name: Code, type: varchar(5), nullable: false}\n  - {name: Paid,",
+    );
+    assert_eq!(
+        p.diff("Invoice"),
+        vec![change(
+            "COLUMN_ADDED",
+            "Code",
+            "breaking",
+            "automatic_unless_data"
+        )]
+    );
+    assert_refused(&p, &["COLUMN_ADDED", "\"Code\""]);
+    p.ok(&["generate", "--allow-breaking"]);
+    let out = p.apply();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is new and NOT NULL without a default") && stderr.contains("ADD COLUMN"),
+        "{stderr}"
+    );
+    p.sql(r#"ALTER TABLE billing."Invoice" ADD COLUMN "Code" varchar(5) DEFAULT 'old' NOT NULL"#);
+    p.apply_ok();
+    p.assert_live_matches_yaml("Invoice");
+    p.sql(
+        r#"INSERT INTO billing."stg_Invoice" ("InvoiceId", "CustomerId", "Number", "Code", "Amount", "IssuedAt", "Paid", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           VALUES (3, '00000000-0000-0000-0000-000000000003', 'N-3', 'new', 1, '2026-01-03T00:00:00Z', false, 'c', 300, 3)"#,
+    );
+    assert_eq!(merge(&mut p.client, "billing", "Invoice"), (1, 1, 0, 0));
+    assert_eq!(
+        p.strings(r#"SELECT "Code" FROM billing."Invoice" ORDER BY "InvoiceId""#),
+        ["old", "old", "new"]
+    );
+}

@@ -476,6 +476,58 @@ mod tests {
     }
 
     #[test]
+    fn kept_files_are_listed_before_their_table_and_never_drift() {
+        use crate::output::{sync_sinks, ChangeKind, SyncMode};
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let project = crate::load_project(&root, &crate::Filter::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let generate = |keep: bool| {
+            let mut generated = crate::generate(
+                &project,
+                &crate::GenerateOptions::new("2000-01-01 00:00:00 UTC"),
+            );
+            if keep {
+                generated.keep_breaking_files(dir.path()).unwrap();
+            }
+            generated
+        };
+        sync_sinks(&generate(false), dir.path(), None, SyncMode::Write).unwrap();
+        let sink = dir.path().join("sink_asma.billing");
+        let kept = assemble(&header("1999-01-01 00:00:00 UTC", &[]), "SELECT 1;\n");
+        std::fs::create_dir_all(sink.join(BREAKING_DIR)).unwrap();
+        std::fs::write(sink.join(breaking_file("Invoice", 1)), &kept).unwrap();
+        // A file of a table the sink no longer has is not kept.
+        std::fs::write(sink.join(breaking_file("Gone", 1)), &kept).unwrap();
+
+        let plans = sync_sinks(&generate(true), dir.path(), None, SyncMode::Write).unwrap();
+        let changed: Vec<(&str, ChangeKind)> = plans
+            .iter()
+            .flat_map(|p| p.changed().map(|c| (c.path.as_str(), c.kind)))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("01-tables/breaking/Gone.1.sql", ChangeKind::Removed),
+                ("manifest.yaml", ChangeKind::Modified)
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(sink.join(breaking_file("Invoice", 1))).unwrap(),
+            kept,
+            "kept byte for byte, its own Generated: line too"
+        );
+        let manifest = std::fs::read_to_string(sink.join("manifest.yaml")).unwrap();
+        assert!(
+            manifest.contains(
+                "  - \"01-tables/breaking/Invoice.1.sql\"\n  - \"01-tables/Invoice.sql\"\n"
+            ),
+            "{manifest}"
+        );
+        let again = sync_sinks(&generate(true), dir.path(), None, SyncMode::Compare).unwrap();
+        assert!(again.iter().all(|p| !p.is_changed()), "{again:?}");
+    }
+
+    #[test]
     fn kept_files_are_read_back_as_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let breaking = dir.path().join(BREAKING_DIR);

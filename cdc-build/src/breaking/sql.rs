@@ -175,7 +175,7 @@ pub fn push_step(out: &mut String, table: &SinkTable, step: &Step) {
         }
         Step::AddRequiredColumn { column } => {
             body.push_str(&format!(
-                "    IF to_regclass({}) IS NOT NULL AND NOT {} THEN\n        IF EXISTS (SELECT 1 FROM {rel}) THEN\n            RAISE EXCEPTION 'cdc: column % is new and NOT NULL without a default, but % has rows', {}, {}\n                USING HINT = 'give the column a default_value in its YAML and generate again, or add it by hand with a value for the existing rows, then apply again', ERRCODE = 'not_null_violation';\n        END IF;\n    END IF;\n",
+                "    IF to_regclass({}) IS NOT NULL AND NOT {} THEN\n        IF EXISTS (SELECT 1 FROM {rel}) THEN\n            RAISE EXCEPTION 'cdc: column % is new and NOT NULL without a default, but % has rows', {}, {}\n                USING HINT = 'add it by hand with a value for the existing rows (ALTER TABLE ... ADD COLUMN ... DEFAULT <value> NOT NULL), then apply again', ERRCODE = 'not_null_violation';\n        END IF;\n    END IF;\n",
                 quote_literal(&rel), has_column(&rel, column, ""), quote_literal(column), quote_literal(&rel)
             ));
         }
