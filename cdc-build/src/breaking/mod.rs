@@ -19,11 +19,12 @@
 
 pub mod sql;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cdc_core::checksum::assemble;
 use cdc_core::layout::{breaking_file, table_file, BREAKING_DIR, REGENERATE_COMMAND};
+use rayon::prelude::*;
 
 use crate::diff::ddl::{read_table_file, FileTable};
 use crate::diff::{compare_table, Change, ChangeKind, DiffError, Severity};
@@ -336,6 +337,34 @@ pub fn read_kept_files(sink_dir: &Path) -> Result<Vec<BreakingFile>, BreakingErr
     Ok(files)
 }
 
+/// The breaking changes of `table` against its file in `dir`; `None` when it
+/// has none or no file yet.
+fn table_breaking<'p>(
+    dir: &Path,
+    table: &'p SinkTable,
+) -> Result<Option<TableBreaking<'p>>, BreakingError> {
+    let path = dir.join(table_file(&table.target_table));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(DiffError::Read { path, source }.into()),
+    };
+    let found = read_table_file(&text).map_err(|message| DiffError::Parse { path, message })?;
+    let changes: Vec<Change> = compare_table(table, &found)
+        .into_iter()
+        .filter(|c| c.severity == Severity::Breaking)
+        .collect();
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let steps = steps_for(table, &found, &changes);
+    Ok(Some(TableBreaking {
+        table,
+        changes,
+        steps,
+    }))
+}
+
 /// The breaking changes of every sink table of `project` (only `only`, when
 /// given) against its table file under `migrations/<sink>/`, with the
 /// breaking files already there for the tables the sink still has.
@@ -347,44 +376,31 @@ pub fn plan_breaking<'p>(
     let mut sinks = Vec::new();
     for sink in project.sinks() {
         let dir = migrations.join(&sink.name);
-        let declared: BTreeMap<&str, &SinkTable> = sink
+        let declared: BTreeSet<&str> = sink
             .tables
             .iter()
-            .map(|t| (t.target_table.as_str(), t))
+            .map(|t| t.target_table.as_str())
             .collect();
         let kept = read_kept_files(&dir)?
             .into_iter()
-            .filter(|f| declared.contains_key(f.table.as_str()))
+            .filter(|f| declared.contains(f.table.as_str()))
             .collect();
-        let mut tables = Vec::new();
         // A sink path that is not a directory holds no table file (the writer reports it).
-        let tables_to_read = if dir.is_dir() { &sink.tables[..] } else { &[] };
-        for table in tables_to_read {
-            if only.is_some_and(|only| only != table.target_table) {
-                continue;
-            }
-            let path = dir.join(table_file(&table.target_table));
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(DiffError::Read { path, source }.into()),
-            };
-            let found =
-                read_table_file(&text).map_err(|message| DiffError::Parse { path, message })?;
-            let changes: Vec<Change> = compare_table(table, &found)
-                .into_iter()
-                .filter(|c| c.severity == Severity::Breaking)
-                .collect();
-            if changes.is_empty() {
-                continue;
-            }
-            let steps = steps_for(table, &found, &changes);
-            tables.push(TableBreaking {
-                table,
-                changes,
-                steps,
-            });
-        }
+        let candidates: Vec<&SinkTable> = if dir.is_dir() {
+            sink.tables
+                .iter()
+                .filter(|t| only.is_none_or(|only| only == t.target_table))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tables = candidates
+            .par_iter()
+            .map(|table| table_breaking(&dir, table))
+            .collect::<Result<Vec<_>, BreakingError>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         sinks.push(SinkBreaking {
             sink: sink.name.clone(),
             kept,
