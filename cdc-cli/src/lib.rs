@@ -47,7 +47,7 @@ pub enum MigrationsCommand {
     Apply(ApplyArgs),
     /// Show which files of a sink are applied, pending or modified.
     Status(StatusArgs),
-    /// Show how the YAML changes the generated tables, with each change's severity and what apply does.
+    /// Show how the YAML changes the generated tables (or, with --env, the database), with each change's severity and what apply does.
     Diff(DiffArgs),
     /// Enable CDC on the MSSQL source database and the service's source tables.
     EnableCdc(EnableCdcArgs),
@@ -177,6 +177,12 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+    /// Compare with the database of this environment (PG_<ENV>_* variables, database from the YAML) instead of the generated files.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Seconds to keep retrying while the server is unreachable (with --env).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub connect_retry: u64,
 }
 
 /// Runs a parsed command line and returns the process exit code.

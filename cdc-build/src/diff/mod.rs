@@ -5,9 +5,13 @@
 //! by [`ddl::read_table_file`]. [`rules`] holds the one copy in Rust of the
 //! rules `converge_table` applies at apply time. `cdc manage-migrations diff`
 //! shows the [`DiffReport`]'s `Display` or, as JSON, its `Serialize`.
+//! [`live`] builds the same report from the live catalog (`diff --env E`);
+//! the comparison and the change types are cdc-core's
+//! ([`cdc_core::schema`]), shared with the runtime's `verify_schema`.
 
 pub mod compare;
 pub mod ddl;
+pub mod live;
 pub mod rules;
 
 use std::collections::BTreeSet;
@@ -64,9 +68,28 @@ pub struct SinkDiff {
     pub tables: Vec<TableDiff>,
 }
 
-/// Every change from the generated files to the YAML, by sink and table.
+/// What the YAML was compared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffAgainst {
+    /// The generated table files.
+    Files,
+    /// The database of this environment.
+    Database(String),
+}
+
+impl DiffAgainst {
+    fn is_files(&self) -> bool {
+        *self == DiffAgainst::Files
+    }
+}
+
+/// Every change from the generated files (or the database) to the YAML, by sink and table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiffReport {
+    /// What the YAML was compared with (left out of JSON for the files).
+    #[serde(skip_serializing_if = "DiffAgainst::is_files")]
+    pub against: DiffAgainst,
     /// Sinks with at least one changed table, by name.
     pub sinks: Vec<SinkDiff>,
 }
@@ -100,7 +123,14 @@ impl DiffReport {
 impl fmt::Display for DiffReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
-            return f.write_str("no changes: the generated table files match the YAML");
+            return match &self.against {
+                DiffAgainst::Files => {
+                    f.write_str("no changes: the generated table files match the YAML")
+                }
+                DiffAgainst::Database(env) => {
+                    write!(f, "no changes: the database of `{env}` matches the YAML")
+                }
+            };
         }
         for sink in &self.sinks {
             writeln!(f, "{}", sink.sink)?;
@@ -234,5 +264,8 @@ pub fn diff_project(
         }
     }
     sinks.sort_by(|a, b| a.sink.cmp(&b.sink));
-    Ok(DiffReport { sinks })
+    Ok(DiffReport {
+        against: DiffAgainst::Files,
+        sinks,
+    })
 }
