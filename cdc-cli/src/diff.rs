@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use cdc_build::diff::live::{expected_tables, live_report, live_sink_diff};
-use cdc_build::{diff_project, DiffReport, Project};
+use cdc_build::diff::{diff_project_with, with_table_files, TableFiles};
+use cdc_build::{DiffReport, Project};
 use cdc_core::layout::MIGRATIONS_DIR;
 use cdc_core::schema::live::ExpectedTable;
 use cdc_runtime::verify::read_catalog;
@@ -14,8 +15,14 @@ use cdc_runtime::{connect, ConnectOptions};
 use crate::{DiffArgs, OutputFormat};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
-    let (root, project) = args.project.load()?;
+    let root = args.project.root()?;
     let migrations = root.join(MIGRATIONS_DIR);
+    // Against the files, they are read while the YAML loads.
+    let (project, files) = match &args.env {
+        None => with_table_files(&migrations, || args.project.load_at(&root)),
+        Some(_) => (args.project.load_at(&root), TableFiles::default()),
+    };
+    let project = project?;
     if let Some(table) = &args.table {
         let declared = project
             .sinks()
@@ -39,7 +46,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let report = match &args.env {
-        None => diff_project(&project, &migrations, args.table.as_deref())?,
+        None => diff_project_with(&project, &migrations, args.table.as_deref(), &files)?,
         Some(env) => live_diff(&project, env, args)?,
     };
     match args.format {

@@ -130,20 +130,34 @@ pub struct ProjectArgs {
 impl ProjectArgs {
     /// Finds the project root, loads the selected part and prints its warnings.
     pub fn load(&self) -> anyhow::Result<(PathBuf, cdc_build::Project)> {
+        let root = self.root()?;
+        let project = self.load_at(&root)?;
+        Ok((root, project))
+    }
+
+    /// The project root: `--project-dir`, else the first directory upward holding `services/`.
+    pub fn root(&self) -> anyhow::Result<PathBuf> {
         let start = match &self.project_dir {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().context("cannot read the current directory")?,
         };
-        let root = cdc_build::find_project_root(&start, cdc_build::RootMarker::Services)?;
+        Ok(cdc_build::find_project_root(
+            &start,
+            cdc_build::RootMarker::Services,
+        )?)
+    }
+
+    /// Loads the selected part of the project at `root` and prints its warnings.
+    pub fn load_at(&self, root: &std::path::Path) -> anyhow::Result<cdc_build::Project> {
         let filter = cdc_build::Filter {
             service: self.service.clone(),
             sink: self.sink.clone(),
         };
-        let project = cdc_build::load_project(&root, &filter)?;
+        let project = cdc_build::load_project(root, &filter)?;
         for warning in &project.warnings {
             eprintln!("warning: {warning}");
         }
-        Ok((root, project))
+        Ok(project)
     }
 }
 
