@@ -17,10 +17,12 @@ use crate::{DiffArgs, OutputFormat};
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let root = args.project.root()?;
     let migrations = root.join(MIGRATIONS_DIR);
-    // Against the files, they are read while the YAML loads.
+    // A whole-project diff against the files reads them while the YAML loads.
+    let whole =
+        args.table.is_none() && args.project.service.is_none() && args.project.sink.is_none();
     let (project, files) = match &args.env {
-        None => with_table_files(&migrations, || args.project.load_at(&root)),
-        Some(_) => (args.project.load_at(&root), TableFiles::default()),
+        None if whole => with_table_files(&migrations, || args.project.load_at(&root)),
+        _ => (args.project.load_at(&root), TableFiles::default()),
     };
     let project = project?;
     if let Some(table) = &args.table {

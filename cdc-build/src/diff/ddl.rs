@@ -10,7 +10,7 @@ use cdc_core::schema::converge::converge_calls;
 use cdc_core::schema::lex::{ident, is_word, lex, Lexed, Token};
 pub use cdc_core::schema::{ColumnShape as FileColumn, TableShape as FileTable};
 
-use super::rules::canonical_type;
+use super::rules::canonical_type_cached as canonical_type;
 
 /// Words that end a column's type or default.
 const CONSTRAINT_WORDS: &[&str] = &[

@@ -9,7 +9,7 @@
 //! general lexer; the tests check that both agree on every generated file.
 
 use super::ddl::{FileColumn, FileTable};
-use super::rules::canonical_type;
+use super::rules::canonical_type_cached as canonical_type;
 
 /// Words after which the general reader is needed (see `CONSTRAINT_WORDS`).
 const UNUSUAL: &[&str] = &[

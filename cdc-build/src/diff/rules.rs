@@ -5,7 +5,34 @@
 
 pub use cdc_core::schema::rules::{is_safe_type_change, ApplyAction, Severity};
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use crate::types::PgType;
+
+/// Distinct type texts remembered per thread by [`canonical_type_cached`].
+const CACHED_TYPES: usize = 4096;
+
+thread_local! {
+    static CANONICAL: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+}
+
+/// [`canonical_type`], remembered per thread: a project repeats a few dozen
+/// type texts over thousands of columns, and parsing each is most of the
+/// cost of reading a table file.
+pub fn canonical_type_cached(text: &str) -> String {
+    CANONICAL.with(|cache| {
+        if let Some(canonical) = cache.borrow().get(text) {
+            return canonical.clone();
+        }
+        let canonical = canonical_type(text);
+        let mut cache = cache.borrow_mut();
+        if cache.len() < CACHED_TYPES {
+            cache.insert(text.to_string(), canonical.clone());
+        }
+        canonical
+    })
+}
 
 /// A type name in PostgreSQL's canonical form, as `format_type()` prints it
 /// (`int4` → `integer`, `varchar(50)` → `character varying(50)`,
@@ -36,6 +63,19 @@ pub fn canonical_type(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_gives_what_the_parser_gives() {
+        for text in [
+            "int4",
+            "varchar(50)",
+            "int4",
+            "Geography(Point)",
+            "varchar(50)",
+        ] {
+            assert_eq!(canonical_type_cached(text), canonical_type(text), "{text}");
+        }
+    }
 
     #[test]
     fn canonical_forms() {

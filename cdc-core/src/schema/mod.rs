@@ -273,15 +273,58 @@ pub fn compare_tables(
     found: &TableShape,
     keep_extra_columns: bool,
 ) -> Vec<Change> {
+    compare_renamed_tables(expected, found, keep_extra_columns, &[])
+}
+
+/// [`compare_tables`] with the expected table's renames, `(from, to)` pairs
+/// (`renamed_from`): a column found under its old name, whose new name is not
+/// found yet, is a `COLUMN_RENAMED` (then compared as the same column), not a
+/// removal and an addition; the found key is read with the new names.
+pub fn compare_renamed_tables(
+    expected: &TableShape,
+    found: &TableShape,
+    keep_extra_columns: bool,
+    renames: &[(&str, &str)],
+) -> Vec<Change> {
+    let has = |name: &str| found.columns.iter().any(|c| c.name == name);
+    // The old name a column is still found under, if it is renamed.
+    let renamed_from = |name: &str| {
+        renames
+            .iter()
+            .find(|(_, to)| *to == name)
+            .map(|(from, _)| *from)
+            .filter(|from| has(from) && !has(name))
+    };
     let mut changes = Vec::new();
     for column in &expected.columns {
-        match found.columns.iter().find(|c| c.name == column.name) {
+        let old = renamed_from(&column.name);
+        if let Some(old) = old {
+            changes.push(
+                Change::new(
+                    ChangeKind::ColumnRenamed,
+                    Severity::Info,
+                    ApplyAction::Automatic,
+                    "renamed_from: apply renames the column in place (final and staging table), keeping its data",
+                )
+                .column(&column.name)
+                .values(Some(old.to_string()), Some(column.name.clone())),
+            );
+        }
+        let name = old.unwrap_or(&column.name);
+        match found.columns.iter().find(|c| c.name == name) {
             None => changes.push(column_added(column)),
             Some(found) => column_changes(column, found, &mut changes),
         }
     }
+    let renamed: Vec<&str> = expected
+        .columns
+        .iter()
+        .filter_map(|c| renamed_from(&c.name))
+        .collect();
     for column in &found.columns {
-        if expected.columns.iter().any(|c| c.name == column.name) {
+        if expected.columns.iter().any(|c| c.name == column.name)
+            || renamed.contains(&column.name.as_str())
+        {
             continue;
         }
         let change = if keep_extra_columns {
@@ -305,7 +348,18 @@ pub fn compare_tables(
                 .values(Some(column.canonical.clone()), None),
         );
     }
-    if found.primary_key != expected.primary_key {
+    let found_key: Vec<String> = found
+        .primary_key
+        .iter()
+        .map(|k| {
+            expected
+                .columns
+                .iter()
+                .find(|c| renamed_from(&c.name) == Some(k.as_str()))
+                .map_or_else(|| k.clone(), |c| c.name.clone())
+        })
+        .collect();
+    if found_key != expected.primary_key {
         let key = |columns: &[String]| format!("({})", columns.join(", "));
         changes.push(
             Change::new(
@@ -314,11 +368,67 @@ pub fn compare_tables(
                 ApplyAction::Refused,
                 "apply refuses a changed primary key: change it by hand after checking for duplicate keys",
             )
-            .values(
-                Some(key(&found.primary_key)),
-                Some(key(&expected.primary_key)),
-            ),
+            .values(Some(key(&found_key)), Some(key(&expected.primary_key))),
         );
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str) -> ColumnShape {
+        ColumnShape {
+            name: name.into(),
+            canonical: "integer".into(),
+            not_null: true,
+            default: None,
+        }
+    }
+
+    fn shape(columns: &[&str], key: &[&str]) -> TableShape {
+        TableShape {
+            columns: columns.iter().map(|c| column(c)).collect(),
+            primary_key: key.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    fn kinds(changes: Vec<Change>) -> Vec<(ChangeKind, Option<String>)> {
+        changes.into_iter().map(|c| (c.kind, c.column)).collect()
+    }
+
+    #[test]
+    fn a_declared_rename_is_one_change_and_keeps_the_key() {
+        let expected = shape(&["Id", "New"], &["Id", "New"]);
+        let found = shape(&["Id", "Old"], &["Id", "Old"]);
+        assert_eq!(
+            kinds(compare_renamed_tables(
+                &expected,
+                &found,
+                false,
+                &[("Old", "New")]
+            )),
+            vec![(ChangeKind::ColumnRenamed, Some("New".into()))]
+        );
+        // Without the rename: an addition, a removal and a new key.
+        assert_eq!(
+            kinds(compare_tables(&expected, &found, false)),
+            vec![
+                (ChangeKind::ColumnAdded, Some("New".into())),
+                (ChangeKind::ColumnRemoved, Some("Old".into())),
+                (ChangeKind::PrimaryKeyChanged, None),
+            ]
+        );
+        // Once renamed, the rename is no change.
+        assert_eq!(
+            kinds(compare_renamed_tables(
+                &expected,
+                &expected,
+                false,
+                &[("Old", "New")]
+            )),
+            vec![]
+        );
+    }
 }
