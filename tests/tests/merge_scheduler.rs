@@ -28,7 +28,7 @@ impl Events {
                 "round {} {} {}",
                 round.tables_merged, round.rows_merged, round.tables_failed
             ),
-            SchedulerEvent::RoundFailed(_) => "round failed".to_string(),
+            SchedulerEvent::RoundFailed(error) => format!("round failed: {error}"),
             SchedulerEvent::Disconnected => "disconnected".to_string(),
             SchedulerEvent::Reconnected { .. } => "reconnected".to_string(),
             other => format!("{other:?}"),
@@ -221,7 +221,13 @@ fn a_failing_round_is_reported_and_the_scheduler_goes_on() {
         events.count("round failed") >= 3
     });
     assert!(scheduler.is_running());
-    assert_eq!(events.count("connected"), 1, "{:?}", events.all());
-    assert_eq!(events.count("disconnected"), 0, "{:?}", events.all());
+    let seen = events.all();
+    assert_eq!(events.count("connected"), 1, "{seen:?}");
+    assert_eq!(events.count("disconnected"), 0, "{seen:?}");
+    let failure = seen.iter().find(|e| e.starts_with("round failed")).unwrap();
+    assert!(
+        failure.contains("3F000") && failure.contains("cdc_management"),
+        "the server's SQLSTATE and message are reported: {failure}"
+    );
     scheduler.stop_blocking();
 }

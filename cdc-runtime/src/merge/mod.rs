@@ -39,11 +39,20 @@ pub struct MergeRound {
 #[non_exhaustive]
 pub enum MergeError {
     /// The server or the connection failed.
-    #[error("merge round: {0}")]
+    #[error("merge round: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// The procedure answered something other than its one result row.
     #[error("merge round: unexpected result from run_pending_merges: {0}")]
     Result(String),
+}
+
+/// The driver's error with the server's SQLSTATE and message when there is one
+/// (its own `Display` says only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => error.to_string(),
+    }
 }
 
 impl MergeError {
