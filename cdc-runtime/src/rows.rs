@@ -12,13 +12,18 @@
 //!
 //! Every struct implements [`TableRow`] (read it back from the final table) and,
 //! when the table has a primary key, [`StagingRow`]: [`copy_into_staging`] writes
-//! a batch into the staging table with one binary `COPY`, and the table's merge
-//! (`cdc_management.trigger_pending_merges`) moves it into the final table.
+//! a batch into the staging table with one binary `COPY`, [`copy_staged`] does the
+//! same with each row's Kafka partition and record timestamp ([`KafkaCoordinates`],
+//! into `__kafka_partition` and `__kafka_timestamp`), and the table's merge
+//! (`cdc_management.run_pending_merges`, or the [`MergeScheduler`](crate::merge::MergeScheduler))
+//! moves it into the final table.
 //!
 //! ```ignore
-//! use cdc_runtime::rows::{copy_into_staging, select_all};
+//! use cdc_runtime::rows::{copy_into_staging, copy_staged, select_all, KafkaCoordinates, Staged};
 //! let batch = vec![rows::directory::Actor { actno: 1, navn: "Ada".into(), ..Default::default() }];
-//! copy_into_staging(&mut client, &batch)?;
+//! copy_into_staging(&mut client, &batch)?; // coordinates NULL
+//! // or, with the partition and timestamp (ms) of each record:
+//! copy_staged(&mut client, batch.iter().map(|row| Staged::new(row, KafkaCoordinates::from_record(0, ts_ms))))?;
 //! let actors: Vec<rows::directory::Actor> = select_all(&mut client)?;
 //! ```
 //!

@@ -22,6 +22,22 @@ const TIMESTAMP_FIELD: &str = "Kafka timestamp (__kafka_timestamp)";
 /// row itself, `__kafka_offset`): the partition and the record's timestamp.
 /// Written into the staging table's `__kafka_partition` and `__kafka_timestamp`
 /// by [`copy_staged`]; `None` writes NULL.
+///
+/// ```
+/// use cdc_runtime::rows::{KafkaCoordinates, Staged};
+///
+/// // Partition 3, record timestamp 2026-01-01T00:00:00.250Z (milliseconds, as Kafka gives it).
+/// let at = KafkaCoordinates::from_record(3, 1_767_225_600_250);
+/// assert_eq!(at.partition, Some(3));
+/// assert_eq!(at.timestamp, Some("2026-01-01T00:00:00.250Z".parse().unwrap()));
+/// // Kafka's "no timestamp" (-1) stages NULL.
+/// assert_eq!(KafkaCoordinates::from_record(3, -1).timestamp, None);
+///
+/// // Each row goes to `copy_staged` with its coordinates (any generated row struct here).
+/// let row = 42;
+/// let staged = Staged::new(&row, at);
+/// assert_eq!(staged.coordinates.partition, Some(3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct KafkaCoordinates {
     /// The record's partition.
