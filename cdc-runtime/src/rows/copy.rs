@@ -12,7 +12,7 @@ use super::{CopyError, CopyRow, StagingRow, TimestampTz};
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// Rows are sent to the server in chunks of about this many bytes.
-const CHUNK_BYTES: usize = 1 << 16;
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// How errors name the two coordinate fields.
 const PARTITION_FIELD: &str = "Kafka partition (__kafka_partition)";
