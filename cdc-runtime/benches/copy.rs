@@ -46,6 +46,8 @@ struct Actor {
     source_ts_ms: Option<i64>,
     kafka_offset: Option<i64>,
     source: Option<String>,
+    source_db: Option<String>,
+    source_table: Option<String>,
 }
 
 const COLUMNS: &[&str] = &[
@@ -59,6 +61,8 @@ const COLUMNS: &[&str] = &[
     "__source_ts_ms",
     "__kafka_offset",
     "__source",
+    "__source_db",
+    "__source_table",
 ];
 
 impl TableRow for Actor {
@@ -75,8 +79,8 @@ impl TableRow for Actor {
 impl StagingRow for Actor {
     const STAGING_TABLE: &'static str = "stg_Actor";
     const STAGING_COLUMNS: &'static [&'static str] = COLUMNS;
-    const COPY_STATEMENT: &'static str = "COPY \"directory\".\"stg_Actor\" (\"actno\", \"Navn\", \"Email\", \"IsActive\", \"CreatedAt\", \"_customer_id\", \"__cdc_operation\", \"__source_ts_ms\", \"__kafka_offset\", \"__source\") FROM STDIN (FORMAT binary)";
-    const COPY_WITH_COORDINATES: &'static str = "COPY \"directory\".\"stg_Actor\" (\"actno\", \"Navn\", \"Email\", \"IsActive\", \"CreatedAt\", \"_customer_id\", \"__cdc_operation\", \"__source_ts_ms\", \"__kafka_offset\", \"__source\", \"__kafka_partition\", \"__kafka_timestamp\") FROM STDIN (FORMAT binary)";
+    const COPY_STATEMENT: &'static str = "COPY \"directory\".\"stg_Actor\" (\"actno\", \"Navn\", \"Email\", \"IsActive\", \"CreatedAt\", \"_customer_id\", \"__cdc_operation\", \"__source_ts_ms\", \"__kafka_offset\", \"__source\", \"__source_db\", \"__source_table\") FROM STDIN (FORMAT binary)";
+    const COPY_WITH_COORDINATES: &'static str = "COPY \"directory\".\"stg_Actor\" (\"actno\", \"Navn\", \"Email\", \"IsActive\", \"CreatedAt\", \"_customer_id\", \"__cdc_operation\", \"__source_ts_ms\", \"__kafka_offset\", \"__source\", \"__source_db\", \"__source_table\", \"__kafka_partition\", \"__kafka_timestamp\") FROM STDIN (FORMAT binary)";
 
     fn write_staging(&self, row: &mut CopyRow<'_>) -> Result<(), CopyError> {
         row.field(COLUMNS[0], &Type::INT4, &self.actno)?;
@@ -88,7 +92,9 @@ impl StagingRow for Actor {
         row.field(COLUMNS[6], &Type::TEXT, &self.cdc_operation)?;
         row.field(COLUMNS[7], &Type::INT8, &self.source_ts_ms)?;
         row.field(COLUMNS[8], &Type::INT8, &self.kafka_offset)?;
-        row.field(COLUMNS[9], &Type::TEXT, &self.source)
+        row.field(COLUMNS[9], &Type::TEXT, &self.source)?;
+        row.field(COLUMNS[10], &Type::TEXT, &self.source_db)?;
+        row.field(COLUMNS[11], &Type::TEXT, &self.source_table)
     }
 }
 
@@ -104,6 +110,8 @@ struct Params {
     source_ts_ms: Option<i64>,
     kafka_offset: Option<i64>,
     source: Option<String>,
+    source_db: Option<String>,
+    source_table: Option<String>,
 }
 
 impl Params {
@@ -122,6 +130,8 @@ impl Params {
             source_ts_ms: row.source_ts_ms,
             kafka_offset: row.kafka_offset,
             source: row.source.clone(),
+            source_db: row.source_db.clone(),
+            source_table: row.source_table.clone(),
         }
     }
 
@@ -137,6 +147,8 @@ impl Params {
             &self.source_ts_ms,
             &self.kafka_offset,
             &self.source,
+            &self.source_db,
+            &self.source_table,
         ]);
     }
 }
@@ -161,6 +173,8 @@ fn events(n: usize) -> Vec<Actor> {
                 source_ts_ms: Some(1_700_000_000_000 + i64::try_from(i).expect("i")),
                 kafka_offset: Some(i64::try_from(i).expect("i")),
                 source: Some("directory_dev".to_string()),
+                source_db: Some("directory".to_string()),
+                source_table: Some("Actor".to_string()),
             }
         })
         .collect()
@@ -299,7 +313,7 @@ fn main() {
         .apply(&mut client)
         .expect("apply");
 
-    println!("staging into directory.\"stg_Actor\" (10 columns), {BATCH} rows per INSERT:");
+    println!("staging into directory.\"stg_Actor\" (12 columns), {BATCH} rows per INSERT:");
     for n in sizes {
         let rows = events(n);
         let params: Vec<Params> = rows.iter().map(Params::of).collect();

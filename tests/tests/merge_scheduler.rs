@@ -2,14 +2,21 @@
 //! PostgreSQL 15 server of each test's own, which the tests stop and start under it: rows staged
 //! are merged by its rounds; it survives a server restart and an outage of a few seconds without
 //! being restarted (disconnects, failed attempts and reconnects reported, no panic); it reports
-//! SQL errors and goes on; it stops cleanly, also while it waits to reconnect.
+//! SQL errors and goes on; it stops cleanly, also while it waits to reconnect. And one round of
+//! `run_pending_merges` (blocking and async) reports the procedure's totals.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cdc_runtime::merge::{MergeScheduler, MergeSchedulerBuilder, SchedulerEvent};
+use cdc_runtime::merge::{
+    run_pending_merges, run_pending_merges_async, MergeScheduler, MergeSchedulerBuilder,
+    SchedulerEvent,
+};
 use cdc_runtime::Connector;
-use cdc_testkit::merge::{actor, actors, stage_actors, staged, upsert, ActorRow};
+use cdc_testkit::merge::{
+    actor, actors, example_database, processing_log, stage_actors, stage_order_details, staged,
+    upsert, ActorRow,
+};
 use cdc_testkit::PgServer;
 
 /// How long a test waits for the scheduler to do something.
@@ -60,20 +67,6 @@ fn example_server(prefix: &str) -> (PgServer, String) {
     let db = server.create_database(prefix);
     let mut client = server.client(&db);
     cdc_testkit::fixture::apply_example(&mut client);
-    // TEMP until the lead's run_pending_merges lands on main.
-    client
-        .batch_execute(
-            "CREATE OR REPLACE PROCEDURE cdc_management.run_pending_merges(
-                p_batch_window_seconds integer DEFAULT 5, p_batch_size integer DEFAULT NULL,
-                INOUT tables_merged integer DEFAULT NULL, INOUT rows_merged bigint DEFAULT NULL,
-                INOUT tables_failed integer DEFAULT NULL) LANGUAGE plpgsql AS $$
-             BEGIN
-               SELECT count(*), coalesce(sum(t.rows_merged), 0), 0
-                 INTO tables_merged, rows_merged, tables_failed
-                 FROM cdc_management.trigger_pending_merges(p_batch_window_seconds) t;
-             END $$",
-        )
-        .unwrap();
     (server, db)
 }
 
@@ -230,4 +223,50 @@ fn a_failing_round_is_reported_and_the_scheduler_goes_on() {
         "the server's SQLSTATE and message are reported: {failure}"
     );
     scheduler.stop_blocking();
+}
+
+#[test]
+fn a_round_of_run_pending_merges_reports_its_totals_blocking_and_async() {
+    let (db, mut c) = example_database("run_pending_merges");
+    stage_actors(
+        &mut c,
+        &[
+            upsert(1, "Ada", 100, 10),
+            upsert(2, "Bo", 100, 11),
+            upsert(3, "Cy", 100, 12),
+        ],
+    );
+    stage_order_details(&mut c, &[(7, 1, Some(2), "c", 100, 1)]);
+    let round = run_pending_merges(&mut c, 0, Some(2)).unwrap();
+    assert_eq!(
+        (round.tables_merged, round.rows_merged, round.tables_failed),
+        (2, 4, 0)
+    );
+    assert_eq!(actors(&mut c).len(), 3);
+    let log = processing_log(&mut c, "directory", "Actor");
+    assert_eq!(log.iter().map(|row| row.0).sum::<i64>(), 3, "{log:?}");
+    let round = run_pending_merges(&mut c, 0, None).unwrap();
+    assert_eq!(
+        (round.tables_merged, round.rows_merged, round.tables_failed),
+        (0, 0, 0),
+        "nothing pending"
+    );
+
+    stage_actors(&mut c, &[upsert(4, "Di", 100, 13)]);
+    let config = cdc_testkit::shared()
+        .connection_string(&db)
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let round = runtime
+        .block_on(async {
+            let client = Connector::without_tls(config).connect().await?;
+            Ok::<_, Box<dyn std::error::Error>>(run_pending_merges_async(&client, 0, None).await?)
+        })
+        .unwrap();
+    assert_eq!(
+        (round.tables_merged, round.rows_merged, round.tables_failed),
+        (1, 1, 0)
+    );
+    assert_eq!(actors(&mut c).len(), 4);
 }
