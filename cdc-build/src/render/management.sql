@@ -312,7 +312,7 @@ BEGIN
     IF cardinality(v_problems) > 0 THEN
         RAISE EXCEPTION 'cdc: % cannot be brought to the shape of its YAML safely (% problem(s)); nothing was changed', v_rel, cardinality(v_problems)
             USING DETAIL = array_to_string(v_problems, E'\n'),
-                  HINT = 'make the listed changes by hand, then apply again',
+                  HINT = 'make the listed changes by hand, or have them written as an explicit, reviewed migration with `cdc manage-migrations generate --allow-breaking`, then apply again',
                   ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     FOREACH v_change IN ARRAY v_changes LOOP
