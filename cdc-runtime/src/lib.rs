@@ -59,7 +59,7 @@ pub mod verify;
 pub use cdc_core::schema::{ApplyAction, Change, ChangeKind, Severity};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
 pub use cdc_macros::{include_migrations, include_rows};
-pub use connect::{connect, connect_async, ConnectOptions, SslMode};
+pub use connect::{connect, connect_async, ConnectOptions, Connector, SslMode};
 pub use error::{ApplyError, FailureReport};
 pub use migrator::{MigrateOptions, Migrator};
 pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};
