@@ -261,9 +261,12 @@ BEGIN
         v_started := clock_timestamp();
         -- One batch of this table at a time, whoever merges it.
         PERFORM pg_advisory_xact_lock(hashtextextended({{ lock_key|lit }}, 0));
+        -- The cursor holds only for the staging table's current storage: a TRUNCATE (or
+        -- VACUUM FULL) gives it a new file whose rows start again at the first block.
         SELECT mc."scan_from" INTO v_from
           FROM {{ management }}."merge_cursor" AS mc
-         WHERE mc."schema_name" = {{ schema|lit }} AND mc."table_name" = {{ table|lit }};
+         WHERE mc."schema_name" = {{ schema|lit }} AND mc."table_name" = {{ table|lit }}
+           AND mc."relfilenode" = pg_relation_filenode({{ staging_regclass|lit }}::regclass);
         v_from := coalesce(v_from, '(0,0)');
         -- Exactly the rows this batch merges, by their place in the staging table: up to
         -- p_batch_size rows from where the last batch stopped (TID range scans, so the dead rows
@@ -279,9 +282,11 @@ BEGIN
         END IF;
         v_batches := v_batches + 1;
         EXIT WHEN v_count = 0;
-        INSERT INTO {{ management }}."merge_cursor" AS mc ("schema_name", "table_name", "scan_from")
-        VALUES ({{ schema|lit }}, {{ table|lit }}, coalesce(v_wrap_upto, v_upto))
-        ON CONFLICT ("schema_name", "table_name") DO UPDATE SET "scan_from" = EXCLUDED."scan_from";
+        INSERT INTO {{ management }}."merge_cursor" AS mc ("schema_name", "table_name", "scan_from", "relfilenode")
+        VALUES ({{ schema|lit }}, {{ table|lit }}, coalesce(v_wrap_upto, v_upto),
+                pg_relation_filenode({{ staging_regclass|lit }}::regclass))
+        ON CONFLICT ("schema_name", "table_name") DO UPDATE
+            SET "scan_from" = EXCLUDED."scan_from", "relfilenode" = EXCLUDED."relfilenode";
 
         v_latest := 0; v_upserted := 0; v_deleted := 0; v_stale := 0; v_dead := 0; v_slow := false;
         BEGIN

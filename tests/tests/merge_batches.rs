@@ -252,3 +252,54 @@ fn run_pending_merges_commits_each_table_on_its_own_and_reports_the_round() {
     let got: (i32, i64, i32) = (round.get(0), round.get(1), round.get(2));
     assert_eq!(got, (0, 0, 0));
 }
+
+#[test]
+fn after_a_truncate_the_next_merge_reads_staging_from_its_first_block() {
+    let (_db, mut c) = example_database("merge_truncate");
+    // 2,000 events merged: the cursor ends two thirds into where the next 3,000 rows will lie.
+    let first: Vec<ActorEvent> = (0..2_000)
+        .map(|i| {
+            upsert(
+                i % 1_000 + 1,
+                &format!("x{i:05}"),
+                1_000 + i64::from(i),
+                i64::from(i),
+            )
+        })
+        .collect();
+    stage_actors(&mut c, &first);
+    c.query_one(
+        "CALL cdc_management.merge_table('directory', 'Actor', 1000)",
+        &[],
+    )
+    .unwrap();
+    c.batch_execute(r#"TRUNCATE directory."stg_Actor""#)
+        .unwrap();
+    // Three generations of the same 1,000 keys, oldest first in staging order.
+    let generations: Vec<ActorEvent> = (0..3_000)
+        .map(|i| {
+            let position = 10_000 + i64::from(i);
+            upsert(i % 1_000 + 1, &format!("g{i:05}"), position, position)
+        })
+        .collect();
+    stage_actors(&mut c, &generations);
+    let row = c
+        .query_one(
+            "CALL cdc_management.merge_table('directory', 'Actor', 1000)",
+            &[],
+        )
+        .unwrap();
+    let (consumed, upserted, stale): (i64, i64, i64) = (row.get(0), row.get(1), row.get(3));
+    assert_eq!(
+        (consumed, upserted, stale),
+        (3_000, 3_000, 0),
+        "batches follow staging order from its first block: every generation is newer than the last"
+    );
+    let last = actors(&mut c);
+    assert_eq!(last.len(), 1_000);
+    assert!(
+        last.iter().all(|a| a.1.starts_with("g02")),
+        "{:?}",
+        &last[..3]
+    );
+}

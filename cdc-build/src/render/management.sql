@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS {{management_schema}}."merge_cursor" (
     "scan_from"   TID  NOT NULL,
     PRIMARY KEY ("schema_name", "table_name")
 );
+-- The staging table's storage the cursor belongs to (pg_relation_filenode).
+ALTER TABLE {{management_schema}}."merge_cursor" ADD COLUMN IF NOT EXISTS "relfilenode" OID;
 
 -- One row per merge batch (each commits on its own), with true counts and positions.
 CREATE TABLE IF NOT EXISTS {{management_schema}}."cdc_processing_log" (

@@ -81,6 +81,8 @@ struct StagingSql<'a> {
     legacy_tombstones: String,
     lock_key: String,
     keyless_message: String,
+    /// `"schema"."stg_<Table>"`, for `::regclass`.
+    staging_regclass: String,
     /// `s."k1" IS NULL OR ...`: a staged row without its key.
     keyless_condition: String,
     tag: String,
@@ -172,6 +174,7 @@ impl<'a> StagingSql<'a> {
             keyless_condition,
             legacy_tombstones: qualified(MANAGEMENT_SCHEMA, "merge_tombstones"),
             lock_key: format!("cdc_merge:{}.{}", table.target_schema, table.target_table),
+            staging_regclass: qualified(&table.target_schema, &names.staging),
             keyless_message: format!(
                 "cdc: a primary-key column ({}) is NULL",
                 table.primary_key.join(", ")
