@@ -14,6 +14,7 @@ mod common;
 
 use common::{
     env_sizes, exec, merge, mib, rate, relation_size, reset, stage, staging_table, timed, Bench,
+    Statistics,
 };
 
 /// The one bench table.
@@ -22,7 +23,7 @@ const TABLE: &str = "Bench";
 fn main() -> ExitCode {
     let backlogs = env_sizes("CDC_BENCH_BACKLOGS", &[1_000_000, 3_000_000]);
     println!("merge_linearity: backlogs {backlogs:?} (keys = backlog / 10, ~10 % deletes)");
-    let bench = Bench::start(&[TABLE.to_string()]);
+    let bench = Bench::start(&[TABLE.to_string()], Statistics::Frozen);
     let mut c = bench.client();
     let stg = staging_table(TABLE);
 

@@ -33,7 +33,7 @@ use postgres::Client;
 
 mod common;
 
-use common::{env_usize, final_table, scalar, staging_table, Bench};
+use common::{env_usize, final_table, scalar, staging_table, Bench, Statistics};
 
 /// The soak's settings, from the environment.
 #[derive(Debug, Clone, Copy)]
@@ -439,7 +439,7 @@ fn main() -> ExitCode {
     let s = Settings::from_env();
     println!("merge_soak: {s:?}");
     let tables: Vec<String> = (0..s.tables).map(table_name).collect();
-    let bench = Bench::start(&tables);
+    let bench = Bench::start(&tables, Statistics::Autovacuum);
     let conninfo = bench.server.connection_string(&bench.db);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -24,7 +24,8 @@ mod common;
 
 use common::{
     env_usize, exec, final_table, fingerprint, insert_tombstones, merge, rate, reset, stage,
-    staging_table, timed, tombstone_count, Bench, MergeCounts, EVENT_COLUMNS, SOURCE_COLUMNS,
+    staging_table, timed, tombstone_count, Bench, MergeCounts, Statistics, EVENT_COLUMNS,
+    SOURCE_COLUMNS,
 };
 
 /// The one bench table.
@@ -134,7 +135,7 @@ fn main() -> ExitCode {
         "merge_throughput: {events} events over {keys} keys (~10 % deletes), final table holding the {keys} keys"
     );
 
-    let bench = Bench::start(&[TABLE.to_string()]);
+    let bench = Bench::start(&[TABLE.to_string()], Statistics::Frozen);
     let mut c = bench.client();
 
     // The baseline, on plain copies of exactly the rows ours merges.

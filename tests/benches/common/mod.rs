@@ -96,8 +96,13 @@ fn write_project(root: &Path, tables: &[String]) -> std::io::Result<()> {
 
 /// The server settings of every bench (durability off, room for a large backlog);
 /// `CDC_BENCH_SHARED_BUFFERS` overrides `shared_buffers` (default `1GB`).
-fn server_settings() -> Vec<(&'static str, String)> {
+fn server_settings(statistics: Statistics) -> Vec<(&'static str, String)> {
+    let autovacuum = match statistics {
+        Statistics::Autovacuum => "on",
+        Statistics::Frozen => "off",
+    };
     vec![
+        ("autovacuum", autovacuum.into()),
         ("fsync", "off".into()),
         ("synchronous_commit", "off".into()),
         ("full_page_writes", "off".into()),
@@ -110,6 +115,17 @@ fn server_settings() -> Vec<(&'static str, String)> {
         ("work_mem", "64MB".into()),
         ("maintenance_work_mem", "256MB".into()),
     ]
+}
+
+/// Whether autovacuum keeps the statistics up to date while a bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistics {
+    /// Autovacuum on, as in production (the soak).
+    Autovacuum,
+    /// Autovacuum off: staging and tombstones are never analyzed, final tables only when the
+    /// bench resets them; the adverse case the merge's plans must not depend on, and the same
+    /// in every run.
+    Frozen,
 }
 
 /// A started server with the project of `tables` applied to a fresh database.
@@ -127,8 +143,8 @@ impl Bench {
     /// # Panics
     ///
     /// Panics when the server does not start or the project does not load or apply.
-    pub fn start(tables: &[String]) -> Bench {
-        let settings = server_settings();
+    pub fn start(tables: &[String], statistics: Statistics) -> Bench {
+        let settings = server_settings(statistics);
         let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let server =
             PgServer::start_with(&borrowed).unwrap_or_else(|e| panic!("starting PostgreSQL: {e}"));
@@ -269,7 +285,8 @@ pub fn clear_tombstones(client: &mut Client, table: &str) {
 }
 
 /// Inserts `count` tombstones of `table` for the keys `first_key..first_key + count`,
-/// at a position older than any staged event, and analyzes the store as autovacuum would.
+/// at a position older than any staged event, as merges of deletes would have left them (not
+/// analyzed).
 pub fn insert_tombstones(client: &mut Client, table: &str, first_key: i64, count: i64) {
     exec(
         client,
@@ -277,8 +294,7 @@ pub fn insert_tombstones(client: &mut Client, table: &str, first_key: i64, count
             "INSERT INTO \"{MANAGEMENT_SCHEMA}\".\"merge_tombstones\" \
                     (schema_name, table_name, pk, source_ts_ms, kafka_offset) \
              SELECT '{SCHEMA}', '{table}', jsonb_build_array(k), 500, k \
-               FROM generate_series({first_key}::bigint, {last}::bigint) AS k; \
-             ANALYZE \"{MANAGEMENT_SCHEMA}\".\"merge_tombstones\"",
+               FROM generate_series({first_key}::bigint, {last}::bigint) AS k",
             last = first_key + count - 1
         ),
     );
