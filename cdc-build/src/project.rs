@@ -109,6 +109,8 @@ pub struct TableNames {
     pub staging: String,
     /// Merge function (`sp_merge_<Table>`).
     pub merge_function: String,
+    /// Positions of hard deletes, keyed by the primary key (`tomb_<Table>`).
+    pub tombstones: String,
     /// Index on `__sync_timestamp` (`<Table>__sync_ts_idx`).
     pub sync_index: String,
     /// The final-table file (`01-tables/<Table>.sql`).
@@ -123,6 +125,7 @@ impl TableNames {
         TableNames {
             staging: derived_name("stg_", target_table, ""),
             merge_function: derived_name("sp_merge_", target_table, ""),
+            tombstones: derived_name("tomb_", target_table, ""),
             sync_index: derived_name("", target_table, "__sync_ts_idx"),
             table_file: table_file(target_table),
             staging_file: staging_file(target_table),

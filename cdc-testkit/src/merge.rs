@@ -130,10 +130,13 @@ pub fn stage_order_details(client: &mut impl GenericClient, events: &[OrderEvent
 /// `(rows_consumed, rows_upserted, rows_deleted, rows_stale)`.
 pub type Counts = (i64, i64, i64, i64);
 
-/// Calls `"<schema>"."sp_merge_<table>"()` and returns its counts.
+/// Merges a table the committing way (`CALL cdc_management.merge_table`) and returns its counts.
 pub fn merge(client: &mut impl GenericClient, schema: &str, table: &str) -> Counts {
-    let sql = format!(r#"SELECT * FROM "{schema}"."sp_merge_{table}"()"#);
-    counts(client, &sql, &[])
+    counts(
+        client,
+        "CALL cdc_management.merge_table($1, $2)",
+        &[&schema, &table],
+    )
 }
 
 /// Calls `directory."sp_merge_<table>"` with batches of `batch` rows and returns its counts.
@@ -190,7 +193,7 @@ pub fn actor(key: i32, name: &str, op: &str, ts: i64, offset: i64) -> ActorRow {
 /// # Panics
 ///
 /// Panics with the statement and the server's error when it fails.
-fn query(
+pub fn query(
     client: &mut impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -262,21 +265,41 @@ pub fn processing_log(client: &mut impl GenericClient, schema: &str, table: &str
     .collect()
 }
 
-/// `(pk as text, source_ts_ms, kafka_offset)` of the tombstones of a table, by key.
+/// `(key as a JSON array text, source_ts_ms, kafka_offset)` of the tombstones of a
+/// table (its typed `tomb_<table>`, key columns in key order), by key.
 pub fn tombstones(
     client: &mut impl GenericClient,
     schema: &str,
     table: &str,
 ) -> Vec<(String, i64, i64)> {
-    query(
+    let tomb = format!(
+        "\"{}\".\"tomb_{}\"",
+        schema.replace('"', "\"\""),
+        table.replace('"', "\"\"")
+    );
+    let keys: Vec<String> = query(
         client,
-        "SELECT pk::text, source_ts_ms, kafka_offset FROM cdc_management.merge_tombstones
-          WHERE schema_name = $1 AND table_name = $2 ORDER BY pk::text",
-        &[&schema, &table],
+        "SELECT quote_ident(a.attname)
+           FROM pg_index AS i
+          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE i.indrelid = $1::text::regclass AND i.indisprimary
+          ORDER BY k.ord",
+        &[&tomb],
     )
     .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect()
+    .map(|r| r.get(0))
+    .collect();
+    assert!(!keys.is_empty(), "{tomb} has no primary key");
+    let sql = format!(
+        r#"SELECT jsonb_build_array({keys})::text, "__source_ts_ms", "__kafka_offset"
+             FROM {tomb} ORDER BY 1"#,
+        keys = keys.join(", ")
+    );
+    query(client, &sql, &[])
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
 }
 
 /// Whether a table's merge-control flag says it has rows pending.

@@ -54,7 +54,7 @@ fn assert_booted_staged_merged_and_read_back(output: &Output, database: &str) {
         "Navn=Ada Lovelace",
         "Navn=Grace",
         "final table directory.Order Details (2 rows):",
-        "directory.AllTypes: all 51 columns written by binary COPY read back equal",
+        "directory.AllTypes: all 53 columns written by binary COPY read back equal",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }

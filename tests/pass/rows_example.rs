@@ -67,13 +67,13 @@ fn main() {
     assert_eq!(Select::COL_GROUP, "Group");
     assert_eq!(Actor::COL_CUSTOMER_ID, "_customer_id");
     assert_eq!(<Actor as TableRow>::COLUMNS, Actor::COLUMNS);
-    assert_eq!(Actor::COLUMNS.len(), 12);
+    assert_eq!(Actor::COLUMNS.len(), 14);
     // Staging takes every column but the two the merge sets.
-    assert_eq!(<Actor as StagingRow>::STAGING_COLUMNS.len(), 10);
+    assert_eq!(<Actor as StagingRow>::STAGING_COLUMNS.len(), 12);
     assert!(!<Actor as StagingRow>::STAGING_COLUMNS.contains(&"__sync_timestamp"));
     assert_eq!(
         needs_staging::<OrderDetails>(),
-        "COPY \"directory\".\"stg_Order Details\" (\"OrderID\", \"ProductID\", \"Unit Price\", \"Quantity\", \"Discount\", \"Row Version\", \"_customer_id\", \"__cdc_operation\", \"__source_ts_ms\", \"__kafka_offset\", \"__source\") FROM STDIN (FORMAT binary)"
+        "COPY \"directory\".\"stg_Order Details\" (\"OrderID\", \"ProductID\", \"Unit Price\", \"Quantity\", \"Discount\", \"Row Version\", \"_customer_id\", \"__cdc_operation\", \"__source_ts_ms\", \"__kafka_offset\", \"__source\", \"__source_db\", \"__source_table\") FROM STDIN (FORMAT binary)"
     );
     assert!(<AuditTrail as TableRow>::SELECT.ends_with("FROM \"directory\".\"AuditTrail\""));
     // dbo.AuditTrail has no primary key, hence no staging table: its rows cannot be staged.

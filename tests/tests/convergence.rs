@@ -13,6 +13,8 @@ const META: &str = r#""__cdc_operation" text,
     "__source_ts_ms" bigint,
     "__kafka_offset" bigint,
     "__source" text,
+    "__source_db" text,
+    "__source_table" text,
     "__is_deleted" boolean NOT NULL DEFAULT false,
     "__sync_timestamp" timestamptz NOT NULL DEFAULT now()"#;
 
@@ -220,6 +222,8 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
         ("__source_ts_ms", "bigint", false),
         ("__kafka_offset", "bigint", false),
         ("__source", "text", false),
+        ("__source_db", "text", false),
+        ("__source_table", "text", false),
         ("__is_deleted", "boolean", true),
         ("__sync_timestamp", "timestamp with time zone", true),
     ]

@@ -9,11 +9,13 @@ use postgres::Client;
 type Col = (&'static str, &'static str, bool);
 
 /// The CDC metadata columns every final table ends with.
-const META: [Col; 6] = [
+const META: [Col; 8] = [
     ("__cdc_operation", "text", false),
     ("__source_ts_ms", "bigint", false),
     ("__kafka_offset", "bigint", false),
     ("__source", "text", false),
+    ("__source_db", "text", false),
+    ("__source_table", "text", false),
     ("__is_deleted", "boolean", true),
     ("__sync_timestamp", "timestamp with time zone", true),
 ];
@@ -163,17 +165,13 @@ fn expected_tables() -> Vec<Expected> {
 
 /// The staging table's expected columns: the final table's, only the key NOT NULL, plus the
 /// Kafka position columns.
+/// The final table's columns, all nullable (a row the final table refuses goes to the dead
+/// letters, not back to the connector), then the staging-only ones.
 fn staging_columns(table: &Expected) -> Vec<(String, String, bool)> {
     table
         .columns
         .iter()
-        .map(|(name, ty, _)| {
-            (
-                name.to_string(),
-                ty.to_string(),
-                table.primary_key.contains(name),
-            )
-        })
+        .map(|(name, ty, _)| (name.to_string(), ty.to_string(), false))
         .chain([
             ("__kafka_partition".into(), "integer".into(), false),
             (
@@ -181,6 +179,8 @@ fn staging_columns(table: &Expected) -> Vec<(String, String, bool)> {
                 "timestamp with time zone".into(),
                 false,
             ),
+            ("__op".into(), "text".into(), false),
+            ("__deleted".into(), "text".into(), false),
         ])
         .collect()
 }
@@ -449,22 +449,30 @@ fn every_generated_file_applies_in_order_and_builds_the_exact_catalog() {
             .unwrap_or_else(|e| panic!("{}.{merge_function}: {e}", table.schema));
         assert_eq!(
             merge.get::<_, String>(0),
-            "p_batch_size integer DEFAULT 50000"
+            "p_batch_size integer DEFAULT 100000, p_max_batches integer DEFAULT NULL::integer"
         );
         assert_eq!(
             merge.get::<_, String>(1),
-            "TABLE(rows_consumed bigint, rows_upserted bigint, rows_deleted bigint, rows_stale bigint)"
+            "TABLE(rows_consumed bigint, rows_upserted bigint, rows_deleted bigint, rows_stale bigint, rows_dead_lettered bigint)"
+        );
+        let tombstones = format!("tomb_{}", table.table);
+        assert_eq!(
+            primary_key_of(&mut client, table.schema, &tombstones),
+            table.primary_key,
+            "{}.{tombstones} is keyed like its table",
+            table.schema
         );
 
         let registration = client
             .query_one(
-                "SELECT staging_table, merge_function, enabled, pending
+                "SELECT staging_table, merge_function, enabled, pending, tombstone_table
                    FROM cdc_management.merge_control WHERE schema_name = $1 AND table_name = $2",
                 &[&table.schema, &table.table],
             )
             .unwrap_or_else(|e| panic!("merge_control row of {what}: {e}"));
         assert_eq!(registration.get::<_, String>(0), staging);
         assert_eq!(registration.get::<_, String>(1), merge_function);
+        assert_eq!(registration.get::<_, String>(4), tombstones);
         assert!(registration.get::<_, bool>(2), "merge of {what} enabled");
         assert!(!registration.get::<_, bool>(3), "nothing staged yet");
     }
@@ -500,12 +508,15 @@ fn every_generated_file_applies_in_order_and_builds_the_exact_catalog() {
         .collect();
     let expected_objects: Vec<(String, String)> = [
         ("cdc_processing_log", "r"),
+        ("cdc_processing_offsets", "r"),
         ("error_log", "r"),
         ("merge_control", "r"),
-        ("merge_tombstones", "r"),
+        ("merge_cursor", "r"),
+        ("merge_dead_letters", "r"),
         ("migration_history", "r"),
         ("v_cdc_processing_gaps", "v"),
         ("v_cdc_replication_lag", "v"),
+        ("v_dead_letters", "v"),
         ("v_merge_status", "v"),
         ("v_recent_errors", "v"),
     ]
@@ -532,7 +543,11 @@ fn every_generated_file_applies_in_order_and_builds_the_exact_catalog() {
         ("mark_table_for_merge", "f"),
         ("manual_merge", "f"),
         ("purge_tombstones", "f"),
+        ("replay_dead_letters", "f"),
         ("converge_table", "p"),
+        ("merge_table", "p"),
+        ("merge_table_batches", "p"),
+        ("run_pending_merges", "p"),
     ] {
         let found = routines
             .iter()

@@ -111,8 +111,8 @@ fn inserts_updates_and_deletes_are_merged_with_true_counts_logged() {
 
     // Tombstones older than the retention window are purged, younger ones kept.
     c.batch_execute(
-        "UPDATE cdc_management.merge_tombstones SET deleted_at = now() - interval '8 days'
-          WHERE pk = '[3]'",
+        "UPDATE directory.\"tomb_Actor\" SET \"__deleted_at\" = now() - interval '8 days'
+          WHERE \"actno\" = 3",
     )
     .unwrap();
     assert_eq!(

@@ -9,7 +9,7 @@ use cdc_testkit::fixture;
 use cdc_testkit::merge::{
     actor, actors, delete, errors, example_database, merge, merge_in_batches, processing_log,
     scalar_i64, stage_actors, stage_order_details, staged, tombstones, upsert, ActorEvent,
-    ActorRow,
+    ActorRow, LogRow,
 };
 
 #[test]
@@ -254,17 +254,30 @@ fn more_rows_than_one_batch_end_in_the_latest_state() {
     // Every consumed event is accounted for exactly once: superseded in its batch, upserted,
     // deleted, stale, or a delete of a key already gone.
     let log = processing_log(&mut c, "directory", "Actor");
-    assert_eq!(log.len(), 2, "one log row per merge call");
-    let last = log[1];
     assert_eq!(
-        (last.0, last.2, last.3, last.4),
-        (consumed, upserted, deleted, stale)
+        log.len(),
+        1 + 15,
+        "one log row per committed batch: 100 events in batches of 7"
     );
+    let batches = &log[1..];
+    let sum = |f: fn(&LogRow) -> i64| batches.iter().map(f).sum::<i64>();
     assert_eq!(
-        (last.5, last.6, last.7, last.8),
+        (sum(|r| r.0), sum(|r| r.2), sum(|r| r.3), sum(|r| r.4)),
+        (consumed, upserted, deleted, stale),
+        "the batches' counts add up to the call's"
+    );
+    assert!(batches[..14].iter().all(|r| r.0 == 7) && batches[14].0 == 2);
+    assert_eq!(
+        (
+            batches.iter().filter_map(|r| r.5).min(),
+            batches.iter().filter_map(|r| r.6).max(),
+            batches.iter().filter_map(|r| r.7).min(),
+            batches.iter().filter_map(|r| r.8).max()
+        ),
         (Some(5_000), Some(5_099), Some(1_000), Some(1_004))
     );
-    let superseded = last.1;
+    let superseded = sum(|r| r.1);
+    let last = (consumed, superseded, upserted, deleted, stale);
     assert!(upserted >= expected.len() as i64);
     assert!(deleted >= 1);
     assert!(

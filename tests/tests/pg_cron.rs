@@ -1,6 +1,6 @@
 //! pg_cron scheduling of the merge orchestrator (DESIGN.md §7): where the
 //! extension is installed, applying `02-cdc-management.sql` schedules
-//! `trigger_pending_merges()` once, by job name, however often it is applied.
+//! `CALL run_pending_merges()` once, by job name, however often it is applied.
 
 use std::path::Path;
 use std::process::Command;
@@ -59,10 +59,12 @@ fn the_orchestrator_is_scheduled_once_by_job_name() {
         .expect("cron.job");
     assert_eq!(jobs.len(), 1, "scheduled once by job name");
     assert_eq!(jobs[0].get::<_, String>(0), "* * * * *");
-    assert!(jobs[0]
-        .get::<_, String>(1)
-        .contains("trigger_pending_merges"));
-    // The scheduled command runs as written.
+    assert_eq!(
+        jobs[0].get::<_, String>(1),
+        r#"CALL "cdc_management"."run_pending_merges"()"#,
+        "the committing orchestrator, called outside a transaction block"
+    );
+    // The scheduled command runs as written (a CALL that commits per batch).
     let command: String = jobs[0].get(1);
     client
         .batch_execute(&command)

@@ -9,8 +9,12 @@ pub const COL_OPERATION: &str = "__cdc_operation";
 pub const COL_SOURCE_TS: &str = "__source_ts_ms";
 /// Kafka offset: second part of an event's position.
 pub const COL_KAFKA_OFFSET: &str = "__kafka_offset";
-/// Source identifier (database, tenant).
+/// Source identifier (connector, server, tenant).
 pub const COL_SOURCE: &str = "__source";
+/// Source database (Debezium's `source.db`).
+pub const COL_SOURCE_DB: &str = "__source_db";
+/// Source table (Debezium's `source.table`).
+pub const COL_SOURCE_TABLE: &str = "__source_table";
 /// Soft-delete marker.
 pub const COL_IS_DELETED: &str = "__is_deleted";
 /// When the row was last merged.
@@ -19,8 +23,13 @@ pub const COL_SYNC_TIMESTAMP: &str = "__sync_timestamp";
 pub const COL_KAFKA_PARTITION: &str = "__kafka_partition";
 /// Kafka record timestamp (staging only).
 pub const COL_KAFKA_TIMESTAMP: &str = "__kafka_timestamp";
+/// Debezium's operation field (`ExtractNewRecordState` with `add.fields=op`; staging only).
+pub const COL_DEBEZIUM_OP: &str = "__op";
+/// Debezium's rewrite-mode delete marker (`'true'` on deletes; staging only).
+pub const COL_DEBEZIUM_DELETED: &str = "__deleted";
 
-/// The six CDC metadata columns every final table ends with.
+/// The CDC metadata columns every final table ends with: the spec's original
+/// six plus `__kafka_offset` (part of the position) and `__is_deleted`.
 pub fn cdc_metadata_columns() -> Vec<Column> {
     let meta = |name: &str, pg_type, not_null, default: Option<&str>| Column {
         name: name.to_string(),
@@ -34,6 +43,8 @@ pub fn cdc_metadata_columns() -> Vec<Column> {
         meta(COL_SOURCE_TS, PgType::BigInt, false, None),
         meta(COL_KAFKA_OFFSET, PgType::BigInt, false, None),
         meta(COL_SOURCE, PgType::Text, false, None),
+        meta(COL_SOURCE_DB, PgType::Text, false, None),
+        meta(COL_SOURCE_TABLE, PgType::Text, false, None),
         meta(COL_IS_DELETED, PgType::Boolean, true, Some("false")),
         meta(
             COL_SYNC_TIMESTAMP,
@@ -46,15 +57,19 @@ pub fn cdc_metadata_columns() -> Vec<Column> {
 
 /// Names of the metadata columns of final and staging tables, in the order of
 /// [`cdc_metadata_columns`] then [`staging_extra_columns`].
-pub const METADATA_NAMES: [&str; 8] = [
+pub const METADATA_NAMES: [&str; 12] = [
     COL_OPERATION,
     COL_SOURCE_TS,
     COL_KAFKA_OFFSET,
     COL_SOURCE,
+    COL_SOURCE_DB,
+    COL_SOURCE_TABLE,
     COL_IS_DELETED,
     COL_SYNC_TIMESTAMP,
     COL_KAFKA_PARTITION,
     COL_KAFKA_TIMESTAMP,
+    COL_DEBEZIUM_OP,
+    COL_DEBEZIUM_DELETED,
 ];
 
 /// The columns a staging table has beyond the final table's.
@@ -62,6 +77,8 @@ pub fn staging_extra_columns() -> Vec<Column> {
     [
         (COL_KAFKA_PARTITION, PgType::Integer),
         (COL_KAFKA_TIMESTAMP, PgType::TimestampTz(None)),
+        (COL_DEBEZIUM_OP, PgType::Text),
+        (COL_DEBEZIUM_DELETED, PgType::Text),
     ]
     .into_iter()
     .map(|(name, pg_type)| Column {

@@ -15,9 +15,9 @@ use cdc_core::layout::TEMPLATES_FILE;
 pub use self::defaults::translate_default;
 pub use self::expression::check_single_expression;
 pub use self::metadata::{
-    cdc_metadata_columns, staging_extra_columns, COL_IS_DELETED, COL_KAFKA_OFFSET,
-    COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP, COL_OPERATION, COL_SOURCE, COL_SOURCE_TS,
-    COL_SYNC_TIMESTAMP, METADATA_NAMES,
+    cdc_metadata_columns, staging_extra_columns, COL_DEBEZIUM_DELETED, COL_DEBEZIUM_OP,
+    COL_IS_DELETED, COL_KAFKA_OFFSET, COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP, COL_OPERATION,
+    COL_SOURCE, COL_SOURCE_DB, COL_SOURCE_TABLE, COL_SOURCE_TS, COL_SYNC_TIMESTAMP, METADATA_NAMES,
 };
 use crate::ident::check_identifier;
 use crate::location::YamlPath;

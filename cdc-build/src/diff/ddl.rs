@@ -407,7 +407,7 @@ mod tests {
         let text = include_str!("../../../migrations/sink_asma.billing/01-tables/Invoice.sql");
         let table = read_table_file(text).unwrap();
         assert_eq!(table.primary_key, vec!["InvoiceId"]);
-        assert_eq!(table.columns.len(), 13);
+        assert_eq!(table.columns.len(), 15);
         assert_eq!(table.columns[0], column("InvoiceId", "bigint", true, None));
         assert_eq!(
             table.columns[2],
@@ -422,7 +422,7 @@ mod tests {
             column("Paid", "boolean", true, Some("false"))
         );
         assert_eq!(
-            table.columns[12],
+            table.columns[14],
             column(
                 "__sync_timestamp",
                 "timestamp with time zone",

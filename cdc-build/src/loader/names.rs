@@ -30,6 +30,11 @@ fn objects(table: &SinkTable) -> Vec<(&'static str, Namespace, &str)> {
     if table.has_staging() {
         out.push(("staging table", Namespace::Relation, names.staging.as_str()));
         out.push((
+            "tombstone table",
+            Namespace::Relation,
+            names.tombstones.as_str(),
+        ));
+        out.push((
             "merge function",
             Namespace::Function,
             names.merge_function.as_str(),

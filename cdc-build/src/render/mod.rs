@@ -1,6 +1,7 @@
 //! SQL renderers: one small function per file of DESIGN.md §5, driven one file at a time by [`SinkRenderer`].
 
 mod management;
+pub(crate) mod sql_template;
 mod staging;
 mod table;
 
