@@ -251,13 +251,14 @@ pub struct MergeCounts {
 }
 
 /// Merges the backlog of `table` the way production does it; `batch` is `p_batch_size`
-/// (`None`: the merge's default). The one place that names the merge's entry point.
+/// (`None`: the table's default). The one place that names the merge's entry point.
 ///
 /// `CALL cdc_management.merge_table(...)`, a procedure that commits per batch, so it is sent
 /// as a simple query outside any transaction block.
 pub fn merge(client: &mut Client, table: &str, batch: Option<i32>) -> MergeCounts {
-    let args = batch.map_or_else(String::new, |b| format!("p_batch_size => {b}"));
-    let sql = format!(r#"SELECT * FROM "{SCHEMA}"."sp_merge_{table}"({args})"#);
+    let batch = batch.map_or_else(|| "NULL".to_string(), |b| b.to_string());
+    let sql =
+        format!(r#"CALL "{MANAGEMENT_SCHEMA}"."merge_table"('{SCHEMA}', '{table}', {batch})"#);
     let row = simple_row(client, &sql);
     let count = |i: usize| -> i64 {
         row.get(i).and_then(|v| v.as_deref()).map_or(0, |v| {
@@ -273,15 +274,14 @@ pub fn merge(client: &mut Client, table: &str, batch: Option<i32>) -> MergeCount
     }
 }
 
+/// `"bench"."tomb_<table>"`: the table's typed tombstones (key columns and position).
+pub fn tombstone_table(table: &str) -> String {
+    format!(r#""{SCHEMA}"."tomb_{table}""#)
+}
+
 /// Removes every tombstone of `table`.
 pub fn clear_tombstones(client: &mut Client, table: &str) {
-    exec(
-        client,
-        &format!(
-            "DELETE FROM \"{MANAGEMENT_SCHEMA}\".\"merge_tombstones\" \
-              WHERE schema_name = '{SCHEMA}' AND table_name = '{table}'"
-        ),
-    );
+    exec(client, &format!("TRUNCATE {}", tombstone_table(table)));
 }
 
 /// Inserts `count` tombstones of `table` for the keys `first_key..first_key + count`,
@@ -291,10 +291,10 @@ pub fn insert_tombstones(client: &mut Client, table: &str, first_key: i64, count
     exec(
         client,
         &format!(
-            "INSERT INTO \"{MANAGEMENT_SCHEMA}\".\"merge_tombstones\" \
-                    (schema_name, table_name, pk, source_ts_ms, kafka_offset) \
-             SELECT '{SCHEMA}', '{table}', jsonb_build_array(k), 500, k \
+            "INSERT INTO {} (id, __source_ts_ms, __kafka_offset, __deleted_at)
+             SELECT k, 500, k, now()
                FROM generate_series({first_key}::bigint, {last}::bigint) AS k",
+            tombstone_table(table),
             last = first_key + count - 1
         ),
     );
@@ -304,10 +304,7 @@ pub fn insert_tombstones(client: &mut Client, table: &str, first_key: i64, count
 pub fn tombstone_count(client: &mut Client, table: &str) -> i64 {
     scalar(
         client,
-        &format!(
-            "SELECT count(*) FROM \"{MANAGEMENT_SCHEMA}\".\"merge_tombstones\" \
-              WHERE schema_name = '{SCHEMA}' AND table_name = '{table}'"
-        ),
+        &format!("SELECT count(*) FROM {}", tombstone_table(table)),
     )
 }
 
