@@ -13,8 +13,8 @@ use std::process::ExitCode;
 mod common;
 
 use common::{
-    env_sizes, exec, merge, mib, rate, relation_size, reset, stage, staging_table, timed, Bench,
-    Statistics,
+    difference_from_expected, env_sizes, exec, merge, mib, rate, relation_size, reset, stage,
+    staging_table, timed, Bench, Statistics,
 };
 
 /// The one bench table.
@@ -42,6 +42,13 @@ fn main() -> ExitCode {
             eprintln!(
                 "FAILED: backlog {events}: consumed {} staged events",
                 counts.consumed
+            );
+            return ExitCode::FAILURE;
+        }
+        let wrong = difference_from_expected(&mut c, TABLE, events, keys);
+        if wrong != 0 {
+            eprintln!(
+                "FAILED: backlog {events}: {wrong} final rows differ from the expected state"
             );
             return ExitCode::FAILURE;
         }

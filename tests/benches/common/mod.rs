@@ -332,22 +332,67 @@ pub fn reset(client: &mut Client, table: &str, keys: i64) {
 /// generate_series`: event `g` (from 0) is for key `1 + g % keys` at position
 /// (`1000 + g`, `g`), increasing with `g`; about 10 % are deletes (`d`), the rest updates (`u`).
 pub fn stage(client: &mut Client, table: &str, events: i64, keys: i64) {
-    let stg = staging_table(table);
     exec(
         client,
         &format!(
-            "INSERT INTO {stg} (id, name, email, amount, qty, active, created_at, note,
-                                __cdc_operation, __source_ts_ms, __kafka_offset, __source,
-                                __kafka_partition, __kafka_timestamp)
-             SELECT 1 + g % {keys}, 'name-' || g, 'user' || (g % {keys}) || '@example.com',
-                    (g % 100000) / 100.0, (g % 1000)::int, g % 2 = 0,
-                    timestamp '2026-01-01' + g * interval '1 second', md5(g::text),
-                    CASE WHEN (hashint8(g)::bigint + 2147483648) % 10 = 0 THEN 'd' ELSE 'u' END,
-                    1000 + g, g, 'bench', 0, now()
-               FROM generate_series(0::bigint, {last}::bigint) AS g",
-            last = events - 1
+            "INSERT INTO {} (id, name, email, amount, qty, active, created_at, note,
+                             __cdc_operation, __source_ts_ms, __kafka_offset, __source,
+                             __kafka_partition, __kafka_timestamp)
+             SELECT {}, 'bench', 0, now()
+               FROM generate_series(0::bigint, {}::bigint) AS g",
+            staging_table(table),
+            event_values(keys),
+            events - 1
         ),
     );
+}
+
+/// The values of staged event `g`: the source columns, `__cdc_operation`, `__source_ts_ms`
+/// and `__kafka_offset`.
+fn event_values(keys: i64) -> String {
+    format!(
+        "1 + g % {keys}, 'name-' || g, 'user' || (g % {keys}) || '@example.com',
+         (g % 100000) / 100.0, (g % 1000)::int, g % 2 = 0,
+         timestamp '2026-01-01' + g * interval '1 second', md5(g::text),
+         CASE WHEN (hashint8(g)::bigint + 2147483648) % 10 = 0 THEN 'd' ELSE 'u' END,
+         1000 + g, g"
+    )
+}
+
+/// How many rows of the final table differ from what merging the [`stage`]d backlog of
+/// `events` events over `keys` keys must leave (rows missing, extra or different, compared on
+/// the source columns and the event's operation and position). Each key's latest event is one
+/// of the last `keys` events; keys whose latest event is a delete have no row.
+///
+/// # Panics
+///
+/// Panics when `events < keys` (some keys would keep their seed rows).
+pub fn difference_from_expected(client: &mut Client, table: &str, events: i64, keys: i64) -> i64 {
+    assert!(events >= keys, "every key must have an event");
+    let columns: Vec<&str> = SOURCE_COLUMNS
+        .iter()
+        .chain(&EVENT_COLUMNS[..3])
+        .copied()
+        .collect();
+    scalar(
+        client,
+        &format!(
+            "WITH expected ({list}) AS (
+                 SELECT {values} FROM generate_series({first}::bigint, {last}::bigint) AS g
+             ), expected_rows AS (
+                 SELECT * FROM expected WHERE __cdc_operation <> 'd'
+             ), actual AS (
+                 SELECT {list} FROM {fin}
+             )
+             SELECT (SELECT count(*) FROM (SELECT * FROM expected_rows EXCEPT ALL SELECT * FROM actual) AS missing)
+                  + (SELECT count(*) FROM (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected_rows) AS extra)",
+            list = columns.join(", "),
+            values = event_values(keys),
+            first = events - keys,
+            last = events - 1,
+            fin = final_table(table)
+        ),
+    )
 }
 
 /// `(rows, md5 over the rows in key order)` of a table with the bench columns: the source
