@@ -217,7 +217,13 @@ impl Builder {
         let root = find_project_root(&start, RootMarker::Services)?;
         let project = load_project(&root, &self.filter)?;
         let options = GenerateOptions::new(cdc_core::time::now_utc()).with_rows(self.rows);
-        let generated = generate(&project, &options);
+        let mut generated = generate(&project, &options);
+        if let Some(committed) = &self.committed {
+            // Breaking-change files are written once, by `generate --allow-breaking`.
+            generated
+                .keep_breaking_files(&root.join(committed))
+                .map_err(|e| Error::io(&root.join(committed), std::io::Error::other(e)))?;
+        }
 
         let migrations_dir = out_dir.join(OUT_DIR_MIGRATIONS);
         let out_plans = sync_sinks(&generated, &migrations_dir, None, SyncMode::Write)?;

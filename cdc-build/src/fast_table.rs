@@ -233,6 +233,7 @@ impl PartialColumn {
             identity: self.identity,
             computed: self.computed,
             persisted: self.persisted,
+            renamed_from: None,
             description: self.description,
         })
     }

@@ -47,6 +47,39 @@ pub struct Generated<'p> {
 }
 
 impl Generated<'_> {
+    /// Gives each sink its breaking-change files ([`crate::breaking`]): the
+    /// ones already written in `migrations/<sink>/` and, when `allow`, the new
+    /// ones that `plan` describes, stamped `generated_at`.
+    pub fn set_breaking_files(
+        &mut self,
+        plan: &crate::breaking::BreakingPlan<'_>,
+        generated_at: &str,
+        allow: bool,
+    ) {
+        for sink in &mut self.sinks {
+            let files = plan.files(sink.name(), generated_at, allow);
+            sink.set_breaking_files(files);
+        }
+    }
+
+    /// Gives each sink the breaking-change files already written in
+    /// `migrations/<sink>/` for the tables it still has (the build script,
+    /// whose committed migrations may hold some).
+    pub fn keep_breaking_files(
+        &mut self,
+        migrations: &std::path::Path,
+    ) -> Result<(), crate::breaking::BreakingError> {
+        for sink in &mut self.sinks {
+            let tables = &sink.sink().tables;
+            let files = crate::breaking::read_kept_files(&migrations.join(sink.name()))?
+                .into_iter()
+                .filter(|f| tables.iter().any(|t| t.target_table == f.table))
+                .collect();
+            sink.set_breaking_files(files);
+        }
+        Ok(())
+    }
+
     /// Renders every file of every sink into memory.
     pub fn render_all(&self) -> Vec<GeneratedSink> {
         self.sinks.iter().map(SinkRenderer::render_all).collect()

@@ -42,6 +42,7 @@
 //! # Ok::<(), cdc_build::Error>(())
 //! ```
 
+pub mod breaking;
 pub mod builder;
 pub mod columns;
 pub mod diff;

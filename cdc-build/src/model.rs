@@ -68,6 +68,10 @@ pub struct RawColumn {
     /// A computed column whose value is stored (informational).
     #[serde(default)]
     pub persisted: Option<bool>,
+    /// The column's earlier name, when it was renamed at the source: the
+    /// table file renames the column in place, keeping its data.
+    #[serde(default)]
+    pub renamed_from: Option<String>,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,

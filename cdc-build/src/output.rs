@@ -266,10 +266,15 @@ pub fn sync_sink(
     use rayon::prelude::*;
     sink_path_is_usable(sink.name(), dir)?;
     let existing = all_files(dir)?;
-    let scope = only_table.map(|table| (table_file(table), staging_file(table)));
+    let scope = only_table.map(|table| (table, table_file(table), staging_file(table)));
     let in_scope = |path: &str| match &scope {
         None => true,
-        Some((table, staging)) => path == MANIFEST_FILE || path == table || path == staging,
+        Some((name, table, staging)) => {
+            path == MANIFEST_FILE
+                || path == table
+                || path == staging
+                || crate::breaking::is_breaking_file_of(path, name)
+        }
     };
     let staging = std::sync::Mutex::new(StagingDir::new(dir));
     let paths = sink.paths();

@@ -86,6 +86,18 @@ pub struct SinkTable {
     pub soft_delete: bool,
     /// Names derived from `target_table`: objects and files.
     pub names: TableNames,
+    /// Columns renamed at the source (`renamed_from` in the table YAML), in
+    /// column order: the table file renames them in place.
+    pub renames: Vec<ColumnRename>,
+}
+
+/// A column the table YAML declares `renamed_from` an older name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnRename {
+    /// The old name, as earlier migrations created it.
+    pub from: String,
+    /// The column's name now.
+    pub to: String,
 }
 
 impl SinkTable {

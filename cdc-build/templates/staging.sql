@@ -13,6 +13,137 @@
 {%- macro position(alias) -%}
 (coalesce({{ alias|safe }}."__source_ts_ms", -1), coalesce({{ alias|safe }}."__kafka_offset", -1))
 {%- endmacro -%}
+{#- One application of merge events to the final table and the tombstones. mode "batch": the
+    newest event per key among the batch's rows (`v_ctids`); mode "one": the single staged row
+    `v_one`. Adds the counts to v_latest, v_upserted, v_deleted and v_stale. -#}
+{%- macro apply(mode) -%}
+WITH {% if mode == "batch" %}picked AS MATERIALIZED (
+                -- Narrow: the key and position of every event of the batch (the rows of its one
+                -- or two ctid ranges, read by TID range scans).
+                SELECT s.ctid AS "__cdc_ctid", {% call key_of("s") %}{% endcall %}, s."__source_ts_ms", s."__kafka_offset",
+                       s."__kafka_partition", s."__kafka_timestamp"
+                  FROM {{ schema }}.{{ staging }} AS s
+                 WHERE s.ctid >= v_from AND s.ctid <= v_upto
+                UNION ALL
+                SELECT s.ctid, {% call key_of("s") %}{% endcall %}, s."__source_ts_ms", s."__kafka_offset",
+                       s."__kafka_partition", s."__kafka_timestamp"
+                  FROM {{ schema }}.{{ staging }} AS s
+                 WHERE s.ctid < v_from AND s.ctid <= v_wrap_upto
+            ), consumed AS (
+                -- The batch leaves staging in the statement (and transaction) that applies it.
+                DELETE FROM {{ schema }}.{{ staging }} AS s
+                 WHERE s.ctid >= v_from AND s.ctid <= v_upto
+                RETURNING 1
+            ), consumed_wrapped AS (
+                DELETE FROM {{ schema }}.{{ staging }} AS s
+                 WHERE s.ctid < v_from AND s.ctid <= v_wrap_upto
+                RETURNING 1
+            ), per_partition AS (
+                SELECT p."__kafka_partition" AS part, min(p."__kafka_offset") AS lo, max(p."__kafka_offset") AS hi, count(*) AS n
+                  FROM picked AS p
+                 WHERE p."__kafka_offset" IS NOT NULL
+                 GROUP BY p."__kafka_partition"
+            ), winners AS MATERIALIZED (
+                -- The newest event per key.
+                SELECT DISTINCT ON ({% call key_of("p") %}{% endcall %}) p."__cdc_ctid"
+                  FROM picked AS p
+                 ORDER BY {% call key_of("p") %}{% endcall %}, coalesce(p."__source_ts_ms", -1) DESC, coalesce(p."__kafka_offset", -1) DESC
+            ), {% endif %}latest AS MATERIALIZED (
+                SELECT s.*, (upper(coalesce(s."__cdc_operation", s."__op", '')) IN ('D', 'DELETE')
+                             OR lower(coalesce(s."__deleted", '')) = 'true') AS "__cdc_is_delete"
+                  FROM {{ schema }}.{{ staging }} AS s
+                 WHERE s.ctid = {% if mode == "batch" %}ANY (ARRAY(SELECT w."__cdc_ctid" FROM winners AS w)){% else %}v_one{% endif %}
+            ), fresh AS MATERIALIZED (
+                -- Drop events not newer than a remembered delete of the same key.
+                SELECT l.*
+                  FROM latest AS l
+                 WHERE NOT EXISTS (
+                       SELECT 1 FROM {{ schema }}.{{ tombstones }} AS d
+                        WHERE {% call key_match("d", "l") %}{% endcall %}
+                          AND (d."__source_ts_ms", d."__kafka_offset") >= {% call position("l") %}{% endcall %})
+            ), upserted AS (
+                INSERT INTO {{ schema }}.{{ table }} AS f ({% for c in columns %}{% if !loop.first %}, {% endif %}{{ c.name }}{% endfor %})
+                SELECT {% for c in columns %}{% if !loop.first %}, {% endif %}{{ c.select_expr|safe }}{% endfor %}
+                  FROM fresh AS l
+                 WHERE NOT l."__cdc_is_delete"
+                ON CONFLICT ({% call key_names() %}{% endcall %}) DO UPDATE
+                   SET {% for c in non_key_columns %}{% if !loop.first %},
+                       {% endif %}{{ c.name }} = EXCLUDED.{{ c.name }}{% endfor %}
+                 WHERE {% call position("f") %}{% endcall %} < {% call position("EXCLUDED") %}{% endcall %}
+                RETURNING 1
+            ), deleted AS (
+{%- if soft_delete %}
+                UPDATE {{ schema }}.{{ table }} AS f
+                   SET "__is_deleted" = true, "__cdc_operation" = coalesce(l."__cdc_operation", l."__op"),
+                       "__source_ts_ms" = l."__source_ts_ms", "__kafka_offset" = l."__kafka_offset",
+                       "__source" = coalesce(l."__source", f."__source"), "__sync_timestamp" = now()
+                  FROM fresh AS l
+                 WHERE l."__cdc_is_delete" AND {% call key_match("f", "l") %}{% endcall %} AND {% call position("f") %}{% endcall %} < {% call position("l") %}{% endcall %}
+                RETURNING 1
+{%- else %}
+                DELETE FROM {{ schema }}.{{ table }} AS f
+                 USING fresh AS l
+                 WHERE l."__cdc_is_delete" AND {% call key_match("f", "l") %}{% endcall %} AND {% call position("f") %}{% endcall %} < {% call position("l") %}{% endcall %}
+                RETURNING 1
+{%- endif %}
+            ), stale_deletes AS (
+                SELECT 1
+                  FROM fresh AS l
+                  JOIN {{ schema }}.{{ table }} AS f ON {% call key_match("f", "l") %}{% endcall %}
+                 WHERE l."__cdc_is_delete" AND {% call position("f") %}{% endcall %} >= {% call position("l") %}{% endcall %}
+            ), tombstoned AS (
+                INSERT INTO {{ schema }}.{{ tombstones }} AS d ({% call key_names() %}{% endcall %}, "__source_ts_ms", "__kafka_offset")
+                SELECT {% call key_of("l") %}{% endcall %}, coalesce(l."__source_ts_ms", -1), coalesce(l."__kafka_offset", -1)
+                  FROM fresh AS l
+                 WHERE l."__cdc_is_delete"
+                ON CONFLICT ({% call key_names() %}{% endcall %}) DO UPDATE
+                   SET "__source_ts_ms" = EXCLUDED."__source_ts_ms", "__kafka_offset" = EXCLUDED."__kafka_offset", "__deleted_at" = now()
+                 WHERE (d."__source_ts_ms", d."__kafka_offset") < (EXCLUDED."__source_ts_ms", EXCLUDED."__kafka_offset")
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM latest),
+                   (SELECT count(*) FROM upserted),
+                   (SELECT count(*) FROM deleted),
+                   (SELECT count(*) FROM latest) - (SELECT count(*) FROM fresh)
+                     + (SELECT count(*) FROM fresh WHERE NOT fresh."__cdc_is_delete") - (SELECT count(*) FROM upserted)
+                     + (SELECT count(*) FROM stale_deletes)
+                     + 0 * (SELECT count(*) FROM tombstoned){% if mode == "batch" %},
+                   (SELECT count(*) FROM consumed) + (SELECT count(*) FROM consumed_wrapped),
+                   {% call batch_stats("picked") %}{% endcall %}{% endif %}
+              INTO v_n_latest, v_n_upserted, v_n_deleted, v_n_stale{% if mode == "batch" %},
+                   v_batch, {% call batch_stats_into() %}{% endcall %}{% endif %};
+            v_latest := v_latest + v_n_latest;
+            v_upserted := v_upserted + v_n_upserted;
+            v_deleted := v_deleted + v_n_deleted;
+            v_stale := v_stale + v_n_stale;
+{%- endmacro -%}
+{#- The processing-log figures of a batch, from `source` (rows with the Kafka columns) and the
+    CTE per_partition. -#}
+{%- macro batch_stats(source) -%}
+st.lo, st.hi, st.ts_lo, st.ts_hi, st.kafka_ts,
+                   (SELECT array_agg(pp.part ORDER BY pp.part) FROM per_partition AS pp),
+                   (SELECT array_agg(pp.lo ORDER BY pp.part) FROM per_partition AS pp),
+                   (SELECT array_agg(pp.hi ORDER BY pp.part) FROM per_partition AS pp),
+                   (SELECT array_agg(pp.n ORDER BY pp.part) FROM per_partition AS pp)
+              FROM (SELECT min(b."__kafka_offset") AS lo, max(b."__kafka_offset") AS hi,
+                           min(b."__source_ts_ms") AS ts_lo, max(b."__source_ts_ms") AS ts_hi,
+                           max(b."__kafka_timestamp") AS kafka_ts
+                      FROM {{ source|safe }} AS b) AS st
+{%- endmacro -%}
+{%- macro batch_stats_into() -%}
+v_min_offset, v_max_offset, v_min_ts, v_max_ts, v_max_kafka_ts,
+                   v_partitions, v_partition_min, v_partition_max, v_partition_events
+{%- endmacro -%}
+{#- Dead-letters the staged rows matching `condition` with v_state, v_message and v_detail. -#}
+{%- macro dead_letter(condition) -%}
+INSERT INTO {{ management }}."merge_dead_letters"
+                ("schema_name", "table_name", "staging_table", "sqlstate", "message", "detail",
+                 "source_ts_ms", "kafka_offset", "kafka_partition", "row_data")
+            SELECT {{ schema|lit }}, {{ table|lit }}, {{ staging|lit }}, v_state, v_message, v_detail,
+                   s."__source_ts_ms", s."__kafka_offset", s."__kafka_partition", to_jsonb(s)
+              FROM {{ schema }}.{{ staging }} AS s
+             WHERE {{ condition|safe }};
+{%- endmacro -%}
 -- Staging table: written by the sink connector, emptied by the merge. No NOT NULL:
 -- a row the final table would refuse goes to the dead letters, not back to the connector.
 CREATE UNLOGGED TABLE IF NOT EXISTS {{ schema }}.{{ staging }} (
@@ -66,23 +197,32 @@ DROP FUNCTION IF EXISTS {{ schema }}.{{ merge_function }}(INTEGER);
 -- at most p_max_batches batches) in the caller's transaction, and returns true counts. To commit
 -- per batch, CALL {{ management }}."merge_table"({{ schema|lit }}, {{ table|lit }}).
 --
--- One batch: take up to p_batch_size staged rows (a TID range scan from where the last batch
--- stopped, so dead rows of earlier batches are not read again) into an analysed temporary table;
--- keep the newest event per key; drop events not newer than the key's tombstone; upsert, delete
--- and tombstone with one index probe per key. Hash and merge joins are off for the function, so
--- no plan can scan the final table or the tombstones whatever the statistics say. A batch that
--- fails is retried key by key: a row that still fails goes to the dead letters with its error.
+-- One batch: take up to p_batch_size staged rows by a TID range scan from where the last batch
+-- stopped (dead rows of earlier batches are not read again); sort only their keys and positions
+-- to find the newest event per key; drop events not newer than the key's tombstone; upsert,
+-- delete and tombstone with one index probe per key. Hash and merge joins are off for the
+-- function, so no plan can scan the final table or the tombstones whatever the statistics say.
+-- A batch that fails on a row's data is retried key by key: a row that still fails goes to the
+-- dead letters with its error; the batch leaves staging in the transaction that applied it.
 CREATE OR REPLACE FUNCTION {{ schema }}.{{ merge_function }}(p_batch_size INTEGER DEFAULT {{ default_batch|safe }}, p_max_batches INTEGER DEFAULT NULL)
 RETURNS TABLE ("rows_consumed" BIGINT, "rows_upserted" BIGINT, "rows_deleted" BIGINT, "rows_stale" BIGINT, "rows_dead_lettered" BIGINT)
 LANGUAGE plpgsql
 SET enable_hashjoin = off
 SET enable_mergejoin = off
+SET work_mem = '256MB'
 AS {{ tag|safe }}
 #variable_conflict use_column
 DECLARE
     v_batches INTEGER := 0;
     v_from TID;
-    v_last TID;
+    v_upto TID;
+    v_wrap_upto TID;
+    v_count BIGINT;
+    v_wrap_count BIGINT;
+    v_ctids TID[];
+    v_keys TID[];
+    v_one TID;
+    v_slow BOOLEAN;
     v_started TIMESTAMPTZ;
     v_batch BIGINT;
     v_latest BIGINT;
@@ -94,10 +234,15 @@ DECLARE
     v_n_upserted BIGINT;
     v_n_deleted BIGINT;
     v_n_stale BIGINT;
-    v_lo BIGINT;
-    v_hi BIGINT;
-    v_keys BIGINT[];
-    v_next INTEGER;
+    v_min_offset BIGINT;
+    v_max_offset BIGINT;
+    v_min_ts BIGINT;
+    v_max_ts BIGINT;
+    v_max_kafka_ts TIMESTAMPTZ;
+    v_partitions INTEGER[];
+    v_partition_min BIGINT[];
+    v_partition_max BIGINT[];
+    v_partition_events BIGINT[];
     v_log_id BIGINT;
     v_state TEXT;
     v_message TEXT;
@@ -111,15 +256,6 @@ BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 THEN
         RAISE EXCEPTION 'cdc: p_batch_size must be a positive number, got %', p_batch_size;
     END IF;
-    IF to_regclass({{ batch_table_regclass|lit }}) IS NULL THEN
-        -- The staging table's live shape, so that whatever the connector could stage fits.
-        CREATE TEMPORARY TABLE pg_temp.{{ batch_table }} (LIKE {{ schema }}.{{ staging }}) ON COMMIT DELETE ROWS;
-        ALTER TABLE pg_temp.{{ batch_table }}
-            ADD COLUMN "__cdc_row" BIGINT NOT NULL,
-            ADD COLUMN "__cdc_ctid" TID NOT NULL,
-            ADD COLUMN "__cdc_is_delete" BOOLEAN NOT NULL;
-        CREATE INDEX ON pg_temp.{{ batch_table }} ("__cdc_row");
-    END IF;
     LOOP
         EXIT WHEN v_batches >= p_max_batches;
         v_started := clock_timestamp();
@@ -129,182 +265,104 @@ BEGIN
           FROM {{ management }}."merge_cursor" AS mc
          WHERE mc."schema_name" = {{ schema|lit }} AND mc."table_name" = {{ table|lit }};
         v_from := coalesce(v_from, '(0,0)');
-        TRUNCATE pg_temp.{{ batch_table }};
-        -- Exactly the rows this batch merges; rows staged meanwhile wait for the next one.
-        WITH consumed AS (
-            DELETE FROM {{ schema }}.{{ staging }} AS s
-             WHERE s.ctid = ANY (ARRAY(
-                   SELECT t.ctid FROM (
-                       (SELECT t1.ctid FROM {{ schema }}.{{ staging }} AS t1 WHERE t1.ctid >= v_from LIMIT p_batch_size)
-                       UNION ALL
-                       (SELECT t2.ctid FROM {{ schema }}.{{ staging }} AS t2 WHERE t2.ctid < v_from LIMIT p_batch_size)
-                   ) AS t LIMIT p_batch_size))
-            RETURNING s.ctid AS "__cdc_ctid", s.*
-        )
-        INSERT INTO pg_temp.{{ batch_table }} ("__cdc_row", "__cdc_ctid", "__cdc_is_delete",
-{%- for c in staging_columns %} {{ c.name }}{% if !loop.last %},{% endif %}{% endfor %})
-        SELECT row_number() OVER (), c."__cdc_ctid",
-               upper(coalesce(c."__cdc_operation", c."__op", '')) IN ('D', 'DELETE')
-                 OR lower(coalesce(c."__deleted", '')) = 'true',
-{%- for c in staging_columns %}
-               c.{{ c.name }}{% if !loop.last %},{% endif %}
-{%- endfor %}
-          FROM consumed AS c;
-        GET DIAGNOSTICS v_batch = ROW_COUNT;
+        -- Exactly the rows this batch merges, by their place in the staging table: up to
+        -- p_batch_size rows from where the last batch stopped (TID range scans, so the dead rows
+        -- of earlier batches are not read again), then from the start. The batch is the rows of
+        -- these ctid ranges that the applying statement sees; rows staged later wait.
+        SELECT count(*), max(t.c) INTO v_count, v_upto
+          FROM (SELECT t1.ctid AS c FROM {{ schema }}.{{ staging }} AS t1 WHERE t1.ctid >= v_from LIMIT p_batch_size) AS t;
+        v_wrap_upto := NULL;
+        IF v_count < p_batch_size AND v_from > '(0,0)' THEN
+            SELECT count(*), max(t.c) INTO v_wrap_count, v_wrap_upto
+              FROM (SELECT t2.ctid AS c FROM {{ schema }}.{{ staging }} AS t2 WHERE t2.ctid < v_from LIMIT p_batch_size - v_count) AS t;
+            v_count := v_count + v_wrap_count;
+        END IF;
         v_batches := v_batches + 1;
-        EXIT WHEN v_batch = 0;
-        ANALYZE pg_temp.{{ batch_table }};
-        -- The next batch starts its scan where this one stopped.
-        SELECT max(b."__cdc_ctid") INTO v_last FROM pg_temp.{{ batch_table }} AS b;
+        EXIT WHEN v_count = 0;
         INSERT INTO {{ management }}."merge_cursor" AS mc ("schema_name", "table_name", "scan_from")
-        VALUES ({{ schema|lit }}, {{ table|lit }}, v_last)
+        VALUES ({{ schema|lit }}, {{ table|lit }}, coalesce(v_wrap_upto, v_upto))
         ON CONFLICT ("schema_name", "table_name") DO UPDATE SET "scan_from" = EXCLUDED."scan_from";
 
-        -- A row without its key cannot be merged: it goes straight to the dead letters.
-        WITH keyless AS (
-            DELETE FROM pg_temp.{{ batch_table }} AS b
-             WHERE {% for k in key %}{% if !loop.first %} OR {% endif %}b.{{ k }} IS NULL{% endfor %}
-            RETURNING b.*
-        )
-        INSERT INTO {{ management }}."merge_dead_letters"
-            ("schema_name", "table_name", "staging_table", "sqlstate", "message", "detail",
-             "source_ts_ms", "kafka_offset", "kafka_partition", "row_data")
-        SELECT {{ schema|lit }}, {{ table|lit }}, {{ staging|lit }}, '23502',
-               {{ keyless_message|lit }}, NULL,
-               b."__source_ts_ms", b."__kafka_offset", b."__kafka_partition",
-               to_jsonb(b) - '__cdc_row' - '__cdc_ctid' - '__cdc_is_delete'
-          FROM keyless AS b;
-        GET DIAGNOSTICS v_dead = ROW_COUNT;
-
-        v_latest := 0; v_upserted := 0; v_deleted := 0; v_stale := 0;
-        v_lo := 1; v_hi := v_batch; v_keys := NULL; v_next := 1;
-        LOOP
-            BEGIN
-                WITH latest AS MATERIALIZED (
-                    -- The newest event per key.
-                    SELECT DISTINCT ON ({% call key_of("b") %}{% endcall %}) b.*
-                      FROM pg_temp.{{ batch_table }} AS b
-                     WHERE b."__cdc_row" BETWEEN v_lo AND v_hi
-                     ORDER BY {% call key_of("b") %}{% endcall %}, coalesce(b."__source_ts_ms", -1) DESC, coalesce(b."__kafka_offset", -1) DESC
-                ), fresh AS MATERIALIZED (
-                    -- Drop events not newer than a remembered delete of the same key.
-                    SELECT l.*
-                      FROM latest AS l
-                     WHERE NOT EXISTS (
-                           SELECT 1 FROM {{ schema }}.{{ tombstones }} AS d
-                            WHERE {% call key_match("d", "l") %}{% endcall %}
-                              AND (d."__source_ts_ms", d."__kafka_offset") >= {% call position("l") %}{% endcall %})
-                ), upserted AS (
-                    INSERT INTO {{ schema }}.{{ table }} AS f ({% for c in columns %}{% if !loop.first %}, {% endif %}{{ c.name }}{% endfor %})
-                    SELECT {% for c in columns %}{% if !loop.first %}, {% endif %}{{ c.select_expr|safe }}{% endfor %}
-                      FROM fresh AS l
-                     WHERE NOT l."__cdc_is_delete"
-                    ON CONFLICT ({% call key_names() %}{% endcall %}) DO UPDATE
-                       SET {% for c in non_key_columns %}{% if !loop.first %},
-                           {% endif %}{{ c.name }} = EXCLUDED.{{ c.name }}{% endfor %}
-                     WHERE {% call position("f") %}{% endcall %} < {% call position("EXCLUDED") %}{% endcall %}
-                    RETURNING 1
-                ), deleted AS (
-{%- if soft_delete %}
-                    UPDATE {{ schema }}.{{ table }} AS f
-                       SET "__is_deleted" = true, "__cdc_operation" = coalesce(l."__cdc_operation", l."__op"),
-                           "__source_ts_ms" = l."__source_ts_ms", "__kafka_offset" = l."__kafka_offset",
-                           "__source" = coalesce(l."__source", f."__source"), "__sync_timestamp" = now()
-                      FROM fresh AS l
-                     WHERE l."__cdc_is_delete" AND {% call key_match("f", "l") %}{% endcall %} AND {% call position("f") %}{% endcall %} < {% call position("l") %}{% endcall %}
-                    RETURNING 1
-{%- else %}
-                    DELETE FROM {{ schema }}.{{ table }} AS f
-                     USING fresh AS l
-                     WHERE l."__cdc_is_delete" AND {% call key_match("f", "l") %}{% endcall %} AND {% call position("f") %}{% endcall %} < {% call position("l") %}{% endcall %}
-                    RETURNING 1
-{%- endif %}
-                ), stale_deletes AS (
-                    SELECT 1
-                      FROM fresh AS l
-                      JOIN {{ schema }}.{{ table }} AS f ON {% call key_match("f", "l") %}{% endcall %}
-                     WHERE l."__cdc_is_delete" AND {% call position("f") %}{% endcall %} >= {% call position("l") %}{% endcall %}
-                ), tombstoned AS (
-                    INSERT INTO {{ schema }}.{{ tombstones }} AS d ({% call key_names() %}{% endcall %}, "__source_ts_ms", "__kafka_offset")
-                    SELECT {% call key_of("l") %}{% endcall %}, coalesce(l."__source_ts_ms", -1), coalesce(l."__kafka_offset", -1)
-                      FROM fresh AS l
-                     WHERE l."__cdc_is_delete"
-                    ON CONFLICT ({% call key_names() %}{% endcall %}) DO UPDATE
-                       SET "__source_ts_ms" = EXCLUDED."__source_ts_ms", "__kafka_offset" = EXCLUDED."__kafka_offset", "__deleted_at" = now()
-                     WHERE (d."__source_ts_ms", d."__kafka_offset") < (EXCLUDED."__source_ts_ms", EXCLUDED."__kafka_offset")
-                    RETURNING 1
-                )
-                SELECT (SELECT count(*) FROM latest),
-                       (SELECT count(*) FROM upserted),
-                       (SELECT count(*) FROM deleted),
-                       (SELECT count(*) FROM latest) - (SELECT count(*) FROM fresh)
-                         + (SELECT count(*) FROM fresh WHERE NOT fresh."__cdc_is_delete") - (SELECT count(*) FROM upserted)
-                         + (SELECT count(*) FROM stale_deletes)
-                         + 0 * (SELECT count(*) FROM tombstoned)
-                  INTO v_n_latest, v_n_upserted, v_n_deleted, v_n_stale;
-                v_latest := v_latest + v_n_latest;
-                v_upserted := v_upserted + v_n_upserted;
-                v_deleted := v_deleted + v_n_deleted;
-                v_stale := v_stale + v_n_stale;
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
-                -- Only a row's data can make it a dead letter (classes 22 and 23: a failed
-                -- cast, a value that does not fit, a NULL key, a constraint); anything else
-                -- (a lock or statement timeout, a cancel) fails the batch, which stays staged.
-                IF left(v_state, 2) NOT IN ('22', '23') THEN
-                    RAISE;
-                END IF;
-                IF v_keys IS NULL THEN
-                    -- The batch failed as a whole: apply the newest event of each key on its own.
-                    SELECT array_agg(k."__cdc_row" ORDER BY k."__cdc_row") INTO v_keys
-                      FROM (SELECT DISTINCT ON ({% call key_of("b") %}{% endcall %}) b."__cdc_row"
-                              FROM pg_temp.{{ batch_table }} AS b
-                             ORDER BY {% call key_of("b") %}{% endcall %}, coalesce(b."__source_ts_ms", -1) DESC, coalesce(b."__kafka_offset", -1) DESC) AS k;
-                ELSE
-                    INSERT INTO {{ management }}."merge_dead_letters"
-                        ("schema_name", "table_name", "staging_table", "sqlstate", "message", "detail",
-                         "source_ts_ms", "kafka_offset", "kafka_partition", "row_data")
-                    SELECT {{ schema|lit }}, {{ table|lit }}, {{ staging|lit }}, v_state, v_message, v_detail,
-                           b."__source_ts_ms", b."__kafka_offset", b."__kafka_partition",
-                           to_jsonb(b) - '__cdc_row' - '__cdc_ctid' - '__cdc_is_delete'
-                      FROM pg_temp.{{ batch_table }} AS b
-                     WHERE b."__cdc_row" = v_lo;
+        v_latest := 0; v_upserted := 0; v_deleted := 0; v_stale := 0; v_dead := 0; v_slow := false;
+        BEGIN
+            {% call apply("batch") %}{% endcall %}
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+            -- Only a row's data can make it a dead letter (classes 22 and 23: a failed cast, a
+            -- value that does not fit, a NULL key, a constraint); anything else (a lock or
+            -- statement timeout, a cancel) fails the batch, which stays staged.
+            IF left(v_state, 2) NOT IN ('22', '23') THEN
+                RAISE;
+            END IF;
+            v_slow := true;
+        END;
+        IF v_slow THEN
+            -- The batch failed on some row's data: rows without their key go to the dead
+            -- letters, then the newest event of every key is applied on its own.
+            v_latest := 0; v_upserted := 0; v_deleted := 0; v_stale := 0;
+            SELECT array_agg(t.c) INTO v_ctids
+              FROM ((SELECT t1.ctid AS c FROM {{ schema }}.{{ staging }} AS t1 WHERE t1.ctid >= v_from AND t1.ctid <= v_upto)
+                    UNION ALL
+                    (SELECT t2.ctid FROM {{ schema }}.{{ staging }} AS t2 WHERE t2.ctid < v_from AND t2.ctid <= v_wrap_upto)) AS t;
+            v_state := '23502';
+            v_message := {{ keyless_message|lit }};
+            v_detail := NULL;
+            {% call dead_letter(keyless_condition) %}{% endcall %}
+            GET DIAGNOSTICS v_dead = ROW_COUNT;
+            SELECT array_agg(k.c) INTO v_keys
+              FROM (SELECT DISTINCT ON ({% call key_of("s") %}{% endcall %}) s.ctid AS c
+                      FROM {{ schema }}.{{ staging }} AS s
+                     WHERE s.ctid = ANY (v_ctids) AND NOT ({{ keyless_condition|safe }})
+                     ORDER BY {% call key_of("s") %}{% endcall %}, coalesce(s."__source_ts_ms", -1) DESC, coalesce(s."__kafka_offset", -1) DESC) AS k;
+            FOREACH v_one IN ARRAY coalesce(v_keys, '{}') LOOP
+                BEGIN
+                    {% call apply("one") %}{% endcall %}
+                EXCEPTION WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+                    IF left(v_state, 2) NOT IN ('22', '23') THEN
+                        RAISE;
+                    END IF;
+                    {% call dead_letter("s.ctid = v_one") %}{% endcall %}
                     v_dead := v_dead + 1;
-                END IF;
-            END;
-            EXIT WHEN v_keys IS NULL OR v_next > cardinality(v_keys);
-            v_lo := v_keys[v_next];
-            v_hi := v_lo;
-            v_next := v_next + 1;
-        END LOOP;
+                END;
+            END LOOP;
+
+            -- The batch leaves staging in the transaction that applied it.
+            WITH gone AS (
+                DELETE FROM {{ schema }}.{{ staging }} AS s
+                 WHERE s.ctid = ANY (v_ctids)
+                RETURNING s."__kafka_partition", s."__kafka_offset", s."__source_ts_ms", s."__kafka_timestamp"
+            ), per_partition AS (
+                SELECT g."__kafka_partition" AS part, min(g."__kafka_offset") AS lo, max(g."__kafka_offset") AS hi, count(*) AS n
+                  FROM gone AS g
+                 WHERE g."__kafka_offset" IS NOT NULL
+                 GROUP BY g."__kafka_partition"
+            )
+            SELECT (SELECT count(*) FROM gone), {% call batch_stats("gone") %}{% endcall %}
+              INTO v_batch, {% call batch_stats_into() %}{% endcall %};
+        END IF;
 
         INSERT INTO {{ management }}."cdc_processing_log"
             ("schema_name", "table_name", "started_at", "finished_at", "duration_ms",
              "rows_consumed", "rows_superseded", "rows_upserted", "rows_deleted", "rows_stale", "rows_dead_lettered",
              "min_kafka_offset", "max_kafka_offset", "min_source_ts_ms", "max_source_ts_ms", "max_kafka_timestamp")
-        SELECT {{ schema|lit }}, {{ table|lit }}, v_started, clock_timestamp(),
-               floor(extract(epoch FROM clock_timestamp() - v_started) * 1000)::BIGINT,
-               v_batch, v_batch - v_latest - v_dead, v_upserted, v_deleted, v_stale, v_dead,
-               min(b."__kafka_offset"), max(b."__kafka_offset"), min(b."__source_ts_ms"), max(b."__source_ts_ms"),
-               max(b."__kafka_timestamp")
-          FROM pg_temp.{{ batch_table }} AS b
+        VALUES ({{ schema|lit }}, {{ table|lit }}, v_started, clock_timestamp(),
+                floor(extract(epoch FROM clock_timestamp() - v_started) * 1000)::BIGINT,
+                v_batch, v_batch - v_latest - v_dead, v_upserted, v_deleted, v_stale, v_dead,
+                v_min_offset, v_max_offset, v_min_ts, v_max_ts, v_max_kafka_ts)
         RETURNING "id" INTO v_log_id;
         INSERT INTO {{ management }}."cdc_processing_offsets"
             ("log_id", "schema_name", "table_name", "kafka_partition", "min_kafka_offset", "max_kafka_offset", "events")
-        SELECT v_log_id, {{ schema|lit }}, {{ table|lit }}, b."__kafka_partition",
-               min(b."__kafka_offset"), max(b."__kafka_offset"), count(*)
-          FROM pg_temp.{{ batch_table }} AS b
-         WHERE b."__kafka_offset" IS NOT NULL
-         GROUP BY b."__kafka_partition";
+        SELECT v_log_id, {{ schema|lit }}, {{ table|lit }}, p.part, p.lo, p.hi, p.n
+          FROM unnest(v_partitions, v_partition_min, v_partition_max, v_partition_events) AS p(part, lo, hi, n);
 
         t_consumed := t_consumed + v_batch;
         t_upserted := t_upserted + v_upserted;
         t_deleted := t_deleted + v_deleted;
         t_stale := t_stale + v_stale;
         t_dead := t_dead + v_dead;
-        EXIT WHEN v_batch < p_batch_size;
+        EXIT WHEN v_count < p_batch_size;
     END LOOP;
-    TRUNCATE pg_temp.{{ batch_table }};
     RETURN QUERY SELECT t_consumed, t_upserted, t_deleted, t_stale, t_dead;
 END;
 {{ tag|safe }};

@@ -126,6 +126,8 @@ cases!(
     bom_and_crlf,
     template_default_not_an_expression,
     error_locations,
+    renamed_from_misuse,
+    renamed_column,
 );
 
 #[test]
@@ -157,6 +159,8 @@ fn every_fixture_has_a_test() {
         "bom_and_crlf",
         "template_default_not_an_expression",
         "error_locations",
+        "renamed_from_misuse",
+        "renamed_column",
     ];
     known.sort();
     assert_eq!(listed, known);

@@ -4,8 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use cdc_build::breaking::plan_breaking;
 use cdc_build::output::{sync_sinks, undeclared_sinks, ChangeKind, SyncMode};
 use cdc_build::{generate, DriftReport, GenerateOptions};
+use cdc_core::layout::BREAKING_DIR;
 /// Directory of the generated migrations inside a project (the layout's).
 pub use cdc_core::layout::MIGRATIONS_DIR;
 
@@ -25,8 +27,17 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let generated = generate(&project, &GenerateOptions::new(cdc_core::time::now_utc()));
+    let generated_at = cdc_core::time::now_utc();
+    let mut generated = generate(&project, &GenerateOptions::new(generated_at.as_str()));
     let migrations = root.join(MIGRATIONS_DIR);
+    let breaking = plan_breaking(&project, &migrations, args.table.as_deref())?;
+    let refused = !breaking.is_empty() && !args.allow_breaking;
+    if refused && !args.check {
+        // Nothing is written: the YAML asks for changes apply would refuse.
+        eprintln!("error: {}", breaking.refusal());
+        return Ok(ExitCode::from(1));
+    }
+    generated.set_breaking_files(&breaking, &generated_at, args.allow_breaking);
     let mode = if args.check || args.dry_run {
         SyncMode::Compare
     } else {
@@ -45,6 +56,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         match args.format {
             OutputFormat::Text => println!("{report}"),
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        }
+        if refused {
+            eprintln!("error: {}", breaking.refusal());
+            return Ok(ExitCode::from(1));
         }
         return Ok(if report.is_empty() {
             ExitCode::SUCCESS
@@ -69,6 +84,16 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for plan in &plans {
+        for change in plan.changed() {
+            if change.kind == ChangeKind::Added && change.path.starts_with(BREAKING_DIR) {
+                println!(
+                    "{} {}/{}: breaking changes made explicit; review it before applying",
+                    if args.dry_run { "would write" } else { "wrote" },
+                    shown(&plan.dir),
+                    change.path
+                );
+            }
+        }
         if args.dry_run {
             for change in plan.changed() {
                 println!(

@@ -164,6 +164,11 @@ pub struct GenerateArgs {
     /// Output format of the `--check` report.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+    /// Write an explicit, checksummed migration for each table with breaking
+    /// changes (`01-tables/breaking/<Table>.<n>.sql`, applied before the table
+    /// file); without it, generate refuses them.
+    #[arg(long)]
+    pub allow_breaking: bool,
 }
 
 /// Arguments of `cdc manage-migrations diff`.

@@ -302,7 +302,7 @@ const DIRECTORY_SINK: &str = "sink_asma.directory";
 
 /// What `diff` says of a change agrees with what `apply` then does on a real
 /// PostgreSQL: a widening reported automatic is applied, a narrowing
-/// reported refused fails apply with SQLSTATE 55000 and changes nothing.
+/// reported refused is refused by generate until `--allow-breaking` writes it.
 #[test]
 fn diff_and_apply_agree_on_a_real_postgresql() {
     let server = cdc_testkit::shared();
@@ -380,12 +380,31 @@ fn diff_and_apply_agree_on_a_real_postgresql() {
             "refused"
         )]
     );
-    assert_eq!(cdc_on_server(dir, &["generate"]).status.code(), Some(0));
-    let refused = cdc_on_server(dir, &apply);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
-    let report: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
-    assert_eq!(report["error"]["sqlstate"], "55000", "{report}");
+    // generate refuses it too (issue 10: breaking changes only on purpose),
+    // so apply has nothing new and the column stays as it was.
+    let generated = cdc_on_server(dir, &["generate"]);
+    assert_eq!(generated.status.code(), Some(1));
+    assert!(
+        text(&generated.stderr).contains("cdc manage-migrations generate --allow-breaking"),
+        "{}",
+        text(&generated.stderr)
+    );
+    let applied = cdc_on_server(dir, &apply);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stdout));
     assert_eq!(email_type(&mut client), "character varying(300)");
+    // Made on purpose, the narrowing is applied and the row kept. (Apply
+    // refusing a narrowed table file with 55000 is in evolution_cli.rs.)
+    let generated = cdc_on_server(dir, &["generate", "--allow-breaking"]);
+    assert_eq!(
+        generated.status.code(),
+        Some(0),
+        "{}",
+        text(&generated.stderr)
+    );
+    let applied = cdc_on_server(dir, &apply);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stdout));
+    assert_eq!(email_type(&mut client), "character varying(100)");
+    assert_eq!(cdc(dir, &[]).status.code(), Some(0));
 }
 
 /// Runs diff as JSON for one table of the directory sink: (kind, column, severity, action).

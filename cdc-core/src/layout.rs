@@ -58,6 +58,17 @@ pub fn staging_file(table: &str) -> String {
     format!("{TABLES_DIR}/{table}{STAGING_SUFFIX}")
 }
 
+/// Directory, inside [`TABLES_DIR`], of the explicit migrations that
+/// `generate --allow-breaking` writes for breaking changes.
+pub const BREAKING_DIR: &str = "01-tables/breaking";
+
+/// The path of the `number`th breaking-change file of a table inside a sink
+/// directory (`01-tables/breaking/<Table>.<n>.sql`), applied just before the
+/// table's own file.
+pub fn breaking_file(table: &str, number: u32) -> String {
+    format!("{BREAKING_DIR}/{table}.{number}.sql")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +82,8 @@ mod tests {
         assert!(OUT_DIR_MIGRATIONS.starts_with(OUT_DIR_SUBDIR));
         assert!(OUT_DIR_ROWS.starts_with(OUT_DIR_SUBDIR));
         assert!(TEMPLATES_FILE.starts_with(SERVICES_DIR));
+        assert!(BREAKING_DIR.starts_with(TABLES_DIR));
+        assert_eq!(breaking_file("A.b", 2), "01-tables/breaking/A.b.2.sql");
     }
 
     #[test]

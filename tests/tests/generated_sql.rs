@@ -449,7 +449,7 @@ fn every_generated_file_applies_in_order_and_builds_the_exact_catalog() {
             .unwrap_or_else(|e| panic!("{}.{merge_function}: {e}", table.schema));
         assert_eq!(
             merge.get::<_, String>(0),
-            "p_batch_size integer DEFAULT 100000, p_max_batches integer DEFAULT NULL::integer"
+            "p_batch_size integer DEFAULT 1000000, p_max_batches integer DEFAULT NULL::integer"
         );
         assert_eq!(
             merge.get::<_, String>(1),

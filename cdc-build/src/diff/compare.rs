@@ -27,6 +27,8 @@ pub enum ChangeKind {
     NullabilityChanged,
     /// The column default differs.
     DefaultChanged,
+    /// A column the YAML declares `renamed_from` a name the file has.
+    ColumnRenamed,
 }
 
 impl ChangeKind {
@@ -41,6 +43,7 @@ impl ChangeKind {
             ChangeKind::PrimaryKeyChanged => "PRIMARY_KEY_CHANGED",
             ChangeKind::NullabilityChanged => "NULLABILITY_CHANGED",
             ChangeKind::DefaultChanged => "DEFAULT_CHANGED",
+            ChangeKind::ColumnRenamed => "COLUMN_RENAMED",
         }
     }
 }
@@ -131,7 +134,7 @@ fn column_added(column: &Column, canonical: String) -> Change {
             ChangeKind::ColumnAdded,
             Severity::Breaking,
             ApplyAction::AutomaticUnlessData,
-            "NOT NULL without a default: apply adds it to an empty table and refuses when the table has rows (add it by hand with a value for them)",
+            "NOT NULL without a default: apply adds it to an empty table and refuses when the table has rows; give it a default_value, or add it by hand with a value for them (generate asks for --allow-breaking)",
         )
     } else {
         Change::new(
@@ -158,7 +161,7 @@ fn column_changes(column: &Column, canonical: String, found: &FileColumn, out: &
                 ChangeKind::ColumnTypeChanged,
                 Severity::Breaking,
                 ApplyAction::Refused,
-                "a narrowing or incompatible type: apply refuses it; convert by hand (ALTER COLUMN ... TYPE ... USING ...) after checking the values",
+                "a narrowing or incompatible type: apply refuses it; `cdc manage-migrations generate --allow-breaking` writes the explicit conversion (ALTER COLUMN ... TYPE ... USING ...) to review and apply",
             )
         };
         out.push(
@@ -173,7 +176,7 @@ fn column_changes(column: &Column, canonical: String, found: &FileColumn, out: &
                 ChangeKind::NullabilityChanged,
                 Severity::Breaking,
                 ApplyAction::AutomaticUnlessData,
-                "NOT NULL added: apply sets it when the column holds no NULLs and refuses otherwise (fill them by hand)",
+                "NOT NULL added: apply sets it when the column holds no NULLs and refuses otherwise; `cdc manage-migrations generate --allow-breaking` writes a migration that fills NULLs with the default (or stops on them)",
             )
         } else {
             Change::new(
@@ -206,15 +209,47 @@ fn column_changes(column: &Column, canonical: String, found: &FileColumn, out: &
 /// Every change from the table a file declares to the table the YAML describes.
 pub fn compare_table(expected: &SinkTable, found: &FileTable) -> Vec<Change> {
     let mut changes = Vec::new();
+    // Old names the file has under a column the YAML renames (and whose new
+    // name the file does not have yet): the table file renames them in place.
+    let renamed_from = |name: &str| {
+        expected
+            .renames
+            .iter()
+            .find(|r| r.to == name)
+            .map(|r| r.from.as_str())
+            .filter(|from| found.columns.iter().any(|c| c.name == *from))
+            .filter(|_| !found.columns.iter().any(|c| c.name == name))
+    };
     for column in &expected.columns {
         let canonical = column.pg_type.canonical();
-        match found.columns.iter().find(|c| c.name == column.name) {
+        let old = renamed_from(&column.name);
+        if let Some(old) = old {
+            changes.push(
+                Change::new(
+                    ChangeKind::ColumnRenamed,
+                    Severity::Info,
+                    ApplyAction::Automatic,
+                    "renamed_from: apply renames the column in place (final and staging table), keeping its data",
+                )
+                .column(&column.name)
+                .values(Some(old.to_string()), Some(column.name.clone())),
+            );
+        }
+        let name = old.unwrap_or(&column.name);
+        match found.columns.iter().find(|c| c.name == name) {
             None => changes.push(column_added(column, canonical)),
             Some(found) => column_changes(column, canonical, found, &mut changes),
         }
     }
+    let renamed: Vec<&str> = expected
+        .columns
+        .iter()
+        .filter_map(|c| renamed_from(&c.name))
+        .collect();
     for column in &found.columns {
-        if expected.columns.iter().any(|c| c.name == column.name) {
+        if expected.columns.iter().any(|c| c.name == column.name)
+            || renamed.contains(&column.name.as_str())
+        {
             continue;
         }
         let change = if expected.target_exists {
@@ -229,7 +264,7 @@ pub fn compare_table(expected: &SinkTable, found: &FileTable) -> Vec<Change> {
                 ChangeKind::ColumnRemoved,
                 Severity::Breaking,
                 ApplyAction::Refused,
-                "apply refuses a column dropped from the YAML: drop it by hand once nothing reads it (DROP COLUMN), or add it back",
+                "apply refuses a column dropped from the YAML: `cdc manage-migrations generate --allow-breaking` writes the explicit DROP COLUMN (once nothing reads it), or add it back",
             )
         };
         changes.push(
@@ -238,19 +273,27 @@ pub fn compare_table(expected: &SinkTable, found: &FileTable) -> Vec<Change> {
                 .values(Some(column.canonical.clone()), None),
         );
     }
-    if found.primary_key != expected.primary_key {
+    let found_key: Vec<String> = found
+        .primary_key
+        .iter()
+        .map(|k| {
+            expected
+                .columns
+                .iter()
+                .find(|c| renamed_from(&c.name) == Some(k.as_str()))
+                .map_or_else(|| k.clone(), |c| c.name.clone())
+        })
+        .collect();
+    if found_key != expected.primary_key {
         let key = |columns: &[String]| format!("({})", columns.join(", "));
         changes.push(
             Change::new(
                 ChangeKind::PrimaryKeyChanged,
                 Severity::Breaking,
                 ApplyAction::Refused,
-                "apply refuses a changed primary key: change it by hand after checking for duplicate keys",
+                "apply refuses a changed primary key: `cdc manage-migrations generate --allow-breaking` writes a migration that checks for NULL and duplicate keys, then changes it",
             )
-            .values(
-                Some(key(&found.primary_key)),
-                Some(key(&expected.primary_key)),
-            ),
+            .values(Some(key(&found_key)), Some(key(&expected.primary_key))),
         );
     }
     changes
@@ -362,6 +405,122 @@ mod tests {
                 "PRIMARY KEY (\"InvoiceId\", \"Number\")"
             )),
             vec![(PrimaryKeyChanged, Breaking, Refused)]
+        );
+    }
+
+    /// The Invoice YAML with `from` renamed `to` (declared `renamed_from` when `declared`).
+    fn renamed(from: &str, to: &str, declared: bool) -> SinkTable {
+        let (mut table, _) = invoice();
+        for column in &mut table.columns {
+            if column.name == from {
+                column.name = to.to_string();
+            }
+        }
+        for key in &mut table.primary_key {
+            if key == from {
+                *key = to.to_string();
+            }
+        }
+        if declared {
+            table.renames.push(crate::project::ColumnRename {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        table
+    }
+
+    fn kinds(table: &SinkTable, file: &str) -> Vec<(ChangeKind, Option<String>, Severity)> {
+        compare_table(table, &read_table_file(file).unwrap())
+            .into_iter()
+            .map(|c| (c.kind, c.column, c.severity))
+            .collect()
+    }
+
+    #[test]
+    fn a_declared_rename_is_one_change_not_a_removal_and_an_addition() {
+        let (_, file) = invoice();
+        let name = |n: &str| Some(n.to_string());
+        assert_eq!(
+            kinds(&renamed("Number", "InvoiceNumber", true), &file),
+            vec![(
+                ChangeKind::ColumnRenamed,
+                name("InvoiceNumber"),
+                Severity::Info
+            )]
+        );
+        let change = &compare_table(
+            &renamed("Number", "InvoiceNumber", true),
+            &read_table_file(&file).unwrap(),
+        )[0];
+        assert_eq!(
+            (change.from.as_deref(), change.to.as_deref(), change.action),
+            (
+                Some("Number"),
+                Some("InvoiceNumber"),
+                ApplyAction::Automatic
+            )
+        );
+        // A renamed key column does not change the key.
+        assert_eq!(
+            kinds(&renamed("InvoiceId", "Id", true), &file),
+            vec![(ChangeKind::ColumnRenamed, name("Id"), Severity::Info)]
+        );
+        // Undeclared, the same edit is a removal and an addition (and a key change).
+        assert_eq!(
+            kinds(&renamed("Number", "InvoiceNumber", false), &file),
+            vec![
+                (
+                    ChangeKind::ColumnAdded,
+                    name("InvoiceNumber"),
+                    Severity::Breaking
+                ),
+                (
+                    ChangeKind::ColumnRemoved,
+                    name("Number"),
+                    Severity::Breaking
+                ),
+            ]
+        );
+        // A rename and a type change of the same column: both are reported.
+        let widened = file.replace("\"Number\" varchar(20)", "\"Number\" varchar(10)");
+        assert_eq!(
+            kinds(&renamed("Number", "InvoiceNumber", true), &widened),
+            vec![
+                (
+                    ChangeKind::ColumnRenamed,
+                    name("InvoiceNumber"),
+                    Severity::Info
+                ),
+                (
+                    ChangeKind::ColumnTypeChanged,
+                    name("InvoiceNumber"),
+                    Severity::Warning
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rename_whose_old_name_the_file_lacks_changes_nothing() {
+        let (mut table, file) = invoice();
+        table.renames.push(crate::project::ColumnRename {
+            from: "Ghost".into(),
+            to: "Number".into(),
+        });
+        assert_eq!(kinds(&table, &file), vec![]);
+        // Both names in the file: nothing is renamed; the old column is extra.
+        let both = file.replace(
+            "    \"Paid\" boolean",
+            "    \"Ghost\" varchar(20),\n    \"Paid\" boolean",
+        );
+        assert_eq!(
+            kinds(&table, &both),
+            vec![(
+                ChangeKind::ColumnRemoved,
+                Some("Ghost".to_string()),
+                Severity::Breaking
+            )]
         );
     }
 

@@ -9,6 +9,7 @@
 //! - `sink_tables`: one sink's tables, from `<schema>.<Table>: {from: ...}` to a
 //!   [`SinkTable`](crate::project::SinkTable) with its columns and derived names;
 //! - `table_files`: finding, parsing and caching table YAML;
+//! - `renames`: `renamed_from` on columns, checked and turned into renames;
 //! - `names`: file and object names that would collide within a sink;
 //! - `findings`: problems with typed locations, resolved to lines when reported.
 //!
@@ -18,6 +19,7 @@
 mod findings;
 mod names;
 mod project_files;
+mod renames;
 mod services;
 mod sink_tables;
 mod table_files;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::findings::Finding;
 use super::project_files::ProjectFiles;
+use super::renames::column_renames;
 use super::services::{Pattern, ServiceScope, SinkScope};
 use super::table_files::closest_tables;
 use super::Loader;
@@ -157,6 +158,13 @@ impl Loader {
         };
         self.warnings
             .extend(built.warnings.into_iter().map(located));
+        let renames = match column_renames(&table, &built.columns, &table_file) {
+            Ok(renames) => renames,
+            Err(problems) => {
+                self.errors.extend(problems);
+                return None;
+            }
+        };
         if built.primary_key.is_empty() {
             self.warn(Finding::in_file(
                 &table_file,
@@ -182,6 +190,7 @@ impl Loader {
             target_exists: entry.target_exists.unwrap_or(false)
                 || entry.replicate_structure == Some(false),
             soft_delete: entry.soft_delete.or(sink.soft_delete).unwrap_or(false),
+            renames,
         })
     }
 

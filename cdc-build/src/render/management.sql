@@ -312,7 +312,7 @@ BEGIN
     IF cardinality(v_problems) > 0 THEN
         RAISE EXCEPTION 'cdc: % cannot be brought to the shape of its YAML safely (% problem(s)); nothing was changed', v_rel, cardinality(v_problems)
             USING DETAIL = array_to_string(v_problems, E'\n'),
-                  HINT = 'make the listed changes by hand, then apply again',
+                  HINT = 'make the listed changes by hand, or have them written as an explicit, reviewed migration with `cdc manage-migrations generate --allow-breaking`, then apply again',
                   ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     FOREACH v_change IN ARRAY v_changes LOOP
@@ -361,7 +361,7 @@ BEGIN
          WHERE mc."schema_name" = r.schema_name AND mc."table_name" = r.table_name;
         BEGIN
             EXECUTE format('SELECT "rows_consumed" FROM %I.%I($1)', r.schema_name, r.merge_function)
-               INTO v_rows USING coalesce(r.batch_size, 100000);
+               INTO v_rows USING coalesce(r.batch_size, 1000000);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
                                     v_detail = PG_EXCEPTION_DETAIL, v_context = PG_EXCEPTION_CONTEXT;
@@ -420,7 +420,7 @@ DECLARE
 BEGIN
     rows_consumed := 0; rows_upserted := 0; rows_deleted := 0; rows_stale := 0; rows_dead_lettered := 0;
     p_error := NULL;
-    SELECT mc."merge_function", coalesce(p_batch_size, mc."batch_size", 100000)
+    SELECT mc."merge_function", coalesce(p_batch_size, mc."batch_size", 1000000)
       INTO v_function, v_batch
       FROM {{management_schema}}."merge_control" AS mc
      WHERE mc."schema_name" = p_schema AND mc."table_name" = p_table;

@@ -12,6 +12,7 @@ use cdc_core::layout::{
 };
 use cdc_core::manifest::Manifest;
 
+use crate::breaking::BreakingFile;
 use crate::ident::quote_ident;
 use crate::project::Sink;
 
@@ -120,6 +121,8 @@ pub enum FileKind {
     Table(usize),
     /// The staging file of `sink.tables[i]`.
     Staging(usize),
+    /// A breaking-change file (`--allow-breaking`), the renderer's `i`th: its bytes as given.
+    Breaking(usize),
 }
 
 /// One file a sink will have, rendered on demand.
@@ -138,6 +141,7 @@ pub struct SinkRenderer<'a> {
     sink: &'a Sink,
     generated_at: String,
     files: std::sync::OnceLock<Vec<FileSpec>>,
+    breaking: Vec<BreakingFile>,
 }
 
 impl<'a> SinkRenderer<'a> {
@@ -147,7 +151,15 @@ impl<'a> SinkRenderer<'a> {
             sink,
             generated_at: generated_at.into(),
             files: std::sync::OnceLock::new(),
+            breaking: Vec::new(),
         }
+    }
+
+    /// The sink's breaking-change files ([`crate::breaking`]): each is listed
+    /// just before its table's file and written with the bytes given.
+    pub fn set_breaking_files(&mut self, files: Vec<BreakingFile>) {
+        self.breaking = files;
+        self.files = std::sync::OnceLock::new();
     }
 
     /// The sink being rendered.
@@ -212,6 +224,14 @@ impl<'a> SinkRenderer<'a> {
             kind: FileKind::Management,
         });
         for (index, table) in self.sink.tables.iter().enumerate() {
+            for (i, file) in self.breaking.iter().enumerate() {
+                if file.table == table.target_table {
+                    files.push(FileSpec {
+                        path: file.path.clone(),
+                        kind: FileKind::Breaking(i),
+                    });
+                }
+            }
             files.push(FileSpec {
                 path: table.names.table_file.clone(),
                 kind: FileKind::Table(index),
@@ -252,6 +272,7 @@ impl<'a> SinkRenderer<'a> {
     pub fn render(&self, kind: FileKind) -> String {
         let sink_line = || format!("Sink: {}", self.sink.name);
         match kind {
+            FileKind::Breaking(i) => self.breaking[i].contents.clone(),
             FileKind::Schemas => {
                 let mut body = String::new();
                 let schemas = self.sink.schemas();

@@ -10,7 +10,6 @@
 
 use askama::Template;
 use cdc_core::layout::MANAGEMENT_SCHEMA;
-use sha2::{Digest, Sha256};
 
 use super::sql_template::filters;
 use super::table::{push_converge_call, push_converge_columns_json};
@@ -23,7 +22,7 @@ use crate::project::{SinkTable, MARK_TRIGGER};
 use crate::types::PgType;
 
 /// Default number of staged rows one merge batch consumes.
-pub const DEFAULT_MERGE_BATCH: u32 = 100_000;
+pub const DEFAULT_MERGE_BATCH: u32 = 1_000_000;
 
 /// The body of a staging file.
 pub fn render_staging(table: &SinkTable) -> String {
@@ -79,11 +78,11 @@ struct StagingSql<'a> {
     non_key_columns: Vec<FinalColumn<'a>>,
     staging_converge: String,
     tombstones_converge: String,
-    batch_table: String,
-    batch_table_regclass: String,
     legacy_tombstones: String,
     lock_key: String,
     keyless_message: String,
+    /// `s."k1" IS NULL OR ...`: a staged row without its key.
+    keyless_condition: String,
     tag: String,
     soft_delete: bool,
     default_batch: u32,
@@ -130,9 +129,15 @@ impl<'a> StagingSql<'a> {
                 }),
             )
             .collect();
-        let batch_table = batch_table_name(table, &staging_columns);
-        let mut batch_table_regclass = String::from("pg_temp.");
-        push_ident(&mut batch_table_regclass, &batch_table);
+        let mut keyless_condition = String::with_capacity(64);
+        for (i, key) in table.primary_key.iter().enumerate() {
+            if i > 0 {
+                keyless_condition.push_str(" OR ");
+            }
+            keyless_condition.push_str("s.");
+            push_ident(&mut keyless_condition, key);
+            keyless_condition.push_str(" IS NULL");
+        }
         StagingSql {
             management: MANAGEMENT_SCHEMA,
             schema: &table.target_schema,
@@ -164,8 +169,7 @@ impl<'a> StagingSql<'a> {
                 tombstone_columns.iter().map(|c| (c, true)),
                 &table.primary_key,
             ),
-            batch_table,
-            batch_table_regclass,
+            keyless_condition,
             legacy_tombstones: qualified(MANAGEMENT_SCHEMA, "merge_tombstones"),
             lock_key: format!("cdc_merge:{}.{}", table.target_schema, table.target_table),
             keyless_message: format!(
@@ -221,30 +225,6 @@ fn converge_call<'c>(
     }
     out.push_str(",\n    true\n);");
     out
-}
-
-/// The per-session temporary table a batch is materialised in. Its name
-/// carries a digest of the table and its staging columns, so a session that
-/// outlives a schema change creates a table of the new shape.
-fn batch_table_name(table: &SinkTable, columns: &[StagingColumn]) -> String {
-    let mut digest = Sha256::new();
-    for part in [&table.target_schema, &table.target_table] {
-        digest.update(part.as_bytes());
-        digest.update([0]);
-    }
-    for column in columns {
-        digest.update(column.name.as_bytes());
-        digest.update([0]);
-        digest.update(column.type_sql.as_bytes());
-        digest.update([0]);
-    }
-    let hex: String = digest
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("cdc_batch_{hex}")
 }
 
 /// A dollar-quote tag that no name, type or default of the table contains.

@@ -136,6 +136,9 @@ pub fn push_table(out: &mut String, table: &SinkTable) {
             out.push_str(")\n");
         }
         out.push_str(");\n\n");
+    }
+    crate::breaking::sql::push_column_renames(out, table);
+    if !table.target_exists {
         out.push_str(
             "-- Bring an existing (older) table to this shape; unsafe changes are refused.\n",
         );
