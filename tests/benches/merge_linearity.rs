@@ -1,8 +1,9 @@
 //! Merge time against backlog size (linear?), and the staging table's size before, after the merge and after a VACUUM.
 //!
 //! For every backlog of `CDC_BENCH_BACKLOGS` (default `1000000,3000000`; add `10000000` to
-//! opt in to 10M) staged events over a tenth as many keys (about 10 % deletes, the final table
-//! already holding every key): merge time, events/s, seconds per million events, and the
+//! opt in to 10M) staged events over the same `CDC_BENCH_KEYS` keys (default 100,000, so the
+//! work on the final table grows with the backlog; about 10 % deletes, the final table already
+//! holding every key): merge time, events/s, seconds per million events, and the
 //! staging table's `pg_total_relation_size` before, after the merge and after `VACUUM`.
 //!
 //! `cargo bench -p tests --bench merge_linearity`; e.g.
@@ -13,8 +14,8 @@ use std::process::ExitCode;
 mod common;
 
 use common::{
-    difference_from_expected, env_sizes, exec, merge, mib, rate, relation_size, reset, stage,
-    staging_table, timed, Bench, Statistics,
+    difference_from_expected, env_sizes, env_usize, exec, merge, mib, rate, relation_size, reset,
+    stage, staging_table, timed, Bench, Statistics,
 };
 
 /// The one bench table.
@@ -22,7 +23,8 @@ const TABLE: &str = "Bench";
 
 fn main() -> ExitCode {
     let backlogs = env_sizes("CDC_BENCH_BACKLOGS", &[1_000_000, 3_000_000]);
-    println!("merge_linearity: backlogs {backlogs:?} (keys = backlog / 10, ~10 % deletes)");
+    let keys = env_usize("CDC_BENCH_KEYS", 100_000) as i64;
+    println!("merge_linearity: backlogs {backlogs:?} over {keys} keys (~10 % deletes)");
     let bench = Bench::start(&[TABLE.to_string()], Statistics::Frozen);
     let mut c = bench.client();
     let stg = staging_table(TABLE);
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     for &backlog in &backlogs {
         let events = backlog as i64;
-        let keys = (events / 10).max(1);
+        let keys = keys.min(events).max(1);
         reset(&mut c, TABLE, keys);
         // VACUUM the emptied staging table too, so each backlog starts from the same place.
         exec(&mut c, &format!("VACUUM {stg}"));
