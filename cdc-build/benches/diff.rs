@@ -1,12 +1,15 @@
 //! Diff speed on synthetic projects made by `../shared/tools/synth.py`
 //! (1,000 and 10,000 tables): the project is generated to disk once, then
-//! `diff` compares the YAML with those files (load + diff, and diff alone).
+//! `diff` compares the YAML with those files (load + diff, and diff alone),
+//! and as the CLI runs it: the table files read while the YAML loads
+//! (`load_and_diff_overlapped`).
 //!
 //! `cargo bench -p cdc-build --bench diff` (set `CDC_BENCH_SIZES=1000` to
 //! choose sizes).
 
 use std::time::Duration;
 
+use cdc_build::diff::{diff_project_with, with_table_files};
 use cdc_build::output::{sync_sinks, SyncMode};
 use cdc_build::{diff_project, generate, load_project, Filter, GenerateOptions};
 use criterion::{criterion_group, BenchmarkId, Criterion};
@@ -42,6 +45,21 @@ fn bench_diff(c: &mut Criterion) {
                 b.iter(|| {
                     let project = load_project(root, &Filter::default()).expect("load");
                     let report = diff_project(&project, &migrations, None).expect("diff");
+                    assert!(report.is_empty());
+                    report
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("load_and_diff_overlapped", tables),
+            &root,
+            |b, root| {
+                b.iter(|| {
+                    let (project, files) = with_table_files(&migrations, || {
+                        load_project(root, &Filter::default()).expect("load")
+                    });
+                    let report =
+                        diff_project_with(&project, &migrations, None, &files).expect("diff");
                     assert!(report.is_empty());
                     report
                 })

@@ -47,7 +47,7 @@ pub enum MigrationsCommand {
     Apply(ApplyArgs),
     /// Show which files of a sink are applied, pending or modified.
     Status(StatusArgs),
-    /// Show how the YAML changes the generated tables, with each change's severity and what apply does.
+    /// Show how the YAML changes the generated tables (or, with --env, the database), with each change's severity and what apply does.
     Diff(DiffArgs),
     /// Enable CDC on the MSSQL source database and the service's source tables.
     EnableCdc(EnableCdcArgs),
@@ -130,20 +130,34 @@ pub struct ProjectArgs {
 impl ProjectArgs {
     /// Finds the project root, loads the selected part and prints its warnings.
     pub fn load(&self) -> anyhow::Result<(PathBuf, cdc_build::Project)> {
+        let root = self.root()?;
+        let project = self.load_at(&root)?;
+        Ok((root, project))
+    }
+
+    /// The project root: `--project-dir`, else the first directory upward holding `services/`.
+    pub fn root(&self) -> anyhow::Result<PathBuf> {
         let start = match &self.project_dir {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().context("cannot read the current directory")?,
         };
-        let root = cdc_build::find_project_root(&start, cdc_build::RootMarker::Services)?;
+        Ok(cdc_build::find_project_root(
+            &start,
+            cdc_build::RootMarker::Services,
+        )?)
+    }
+
+    /// Loads the selected part of the project at `root` and prints its warnings.
+    pub fn load_at(&self, root: &std::path::Path) -> anyhow::Result<cdc_build::Project> {
         let filter = cdc_build::Filter {
             service: self.service.clone(),
             sink: self.sink.clone(),
         };
-        let project = cdc_build::load_project(&root, &filter)?;
+        let project = cdc_build::load_project(root, &filter)?;
         for warning in &project.warnings {
             eprintln!("warning: {warning}");
         }
-        Ok((root, project))
+        Ok(project)
     }
 }
 
@@ -182,6 +196,12 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+    /// Compare with the database of this environment (PG_<ENV>_* variables, database from the YAML) instead of the generated files.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Seconds to keep retrying while the server is unreachable (with --env).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub connect_retry: u64,
 }
 
 /// Runs a parsed command line and returns the process exit code.

@@ -279,6 +279,30 @@ fn errors_exit_2() {
     );
 }
 
+#[test]
+fn the_first_broken_file_in_table_order_is_the_one_reported() {
+    let dir = example_project(true);
+    let tables = dir.path().join("migrations/sink_asma.directory/01-tables");
+    for table in ["Actor", "AllTypes", "Order Details", "select"] {
+        std::fs::write(
+            tables.join(format!("{table}.sql")),
+            format!("CREATE TABLE \"directory\".\"{table}\" (\"Id\" bigint"),
+        )
+        .unwrap();
+    }
+    // Files are read on several threads; the report is the same every time.
+    for _ in 0..5 {
+        let out = cdc(dir.path(), &[]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("01-tables/Actor.sql: cannot read the table it declares"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("select.sql"), "{stderr}");
+    }
+}
+
 /// Runs a `cdc manage-migrations` command with `dev` pointing at the shared test server.
 fn cdc_on_server(dir: &Path, args: &[&str]) -> Output {
     let server = cdc_testkit::shared();

@@ -212,6 +212,15 @@ impl Project {
         live.sort();
         assert_eq!(live, staged, "staging table of {name}");
         assert!(self.diff(name).is_empty(), "the files match the YAML");
+        // And the live database matches it too: the catalog diff is clean.
+        let live_diff = self.run(&["diff", "--env", "dev", "--sink", BILLING, "--table", name]);
+        assert_eq!(
+            live_diff.status.code(),
+            Some(0),
+            "live diff of {name} after apply:\n{}{}",
+            String::from_utf8_lossy(&live_diff.stdout),
+            String::from_utf8_lossy(&live_diff.stderr)
+        );
     }
 
     fn file(&self, rel: &str) -> String {
@@ -660,6 +669,17 @@ fn a_new_not_null_column_without_default_stops_on_rows_until_added_by_hand() {
     );
     p.sql(r#"ALTER TABLE billing."Invoice" ADD COLUMN "Code" varchar(5) DEFAULT 'old' NOT NULL"#);
     p.apply_ok();
+    // The default used to fill the existing rows is drift from the YAML: the live diff says so.
+    let drift = p.run(&[
+        "diff", "--env", "dev", "--sink", BILLING, "--table", "Invoice",
+    ]);
+    assert_eq!(drift.status.code(), Some(1));
+    let report = text(&drift.stdout);
+    assert!(
+        report.contains("DEFAULT_CHANGED") && report.contains("\"Code\""),
+        "{report}"
+    );
+    p.sql(r#"ALTER TABLE billing."Invoice" ALTER COLUMN "Code" DROP DEFAULT"#);
     p.assert_live_matches_yaml("Invoice");
     p.sql(
         r#"INSERT INTO billing."stg_Invoice" ("InvoiceId", "CustomerId", "Number", "Code", "Amount", "IssuedAt", "Paid", "__cdc_operation", "__source_ts_ms", "__kafka_offset")

@@ -13,7 +13,10 @@
 //! - [`category`]: file categories and the apply order;
 //! - [`history`]: the DDL of `cdc_management.migration_history`;
 //! - [`migrations`]: a sink's files as one value, loaded from a directory or
-//!   embedded by `include_migrations!`, verified the same way in both cases.
+//!   embedded by `include_migrations!`, verified the same way in both cases;
+//! - [`schema`]: table shapes, schema changes and their one comparison, the
+//!   reader of `converge_table` calls and the live catalog query, shared by
+//!   the diff and the runtime's `verify_schema`.
 //!
 //! ```
 //! use cdc_core::checksum::{body_checksum, split_migration};
@@ -32,6 +35,7 @@ pub mod history;
 pub mod layout;
 pub mod manifest;
 pub mod migrations;
+pub mod schema;
 pub mod time;
 
 pub use category::{apply_order, FileCategory, OrderedFile};

@@ -252,6 +252,85 @@ pub async fn connect_async(options: &ConnectOptions) -> Result<tokio_postgres::C
     }
 }
 
+/// Opens connections again and again, for a task that outlives one (the merge
+/// scheduler reconnects with it): the driver configuration and its TLS
+/// connector, built once. `Debug` shows only `host:port/dbname`.
+#[derive(Clone)]
+pub struct Connector {
+    config: tokio_postgres::Config,
+    tls: Option<postgres_native_tls::MakeTlsConnector>,
+    target: String,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("target", &self.target)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Connector {
+    /// A connector for `options`, TLS as its `sslmode` says.
+    pub fn new(options: &ConnectOptions) -> Result<Connector, ApplyError> {
+        let tls = match options.sslmode {
+            SslMode::Disable => None,
+            _ => Some(options.tls()?),
+        };
+        Ok(Connector {
+            config: options.config(),
+            tls,
+            target: options.target(),
+        })
+    }
+
+    /// A connector for a driver configuration (for example one parsed from a
+    /// `postgres://` URL or a `key=value` string), without TLS.
+    pub fn without_tls(config: tokio_postgres::Config) -> Connector {
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .unwrap_or_default();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""));
+        Connector {
+            config,
+            tls: None,
+            target,
+        }
+    }
+
+    /// `host:port/dbname`, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// One connection attempt; the connection task is spawned on the current
+    /// tokio runtime and ends when the connection does (the client then reports
+    /// `is_closed()`).
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        Ok(client)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,10 @@
 //! path, a panic or a dropped future included, the run ends its transaction
 //! and releases the lock.
 //!
+//! [`verify_schema`] (and [`verify_schema_async`]) compares the live tables
+//! with what the migrations declare, in one catalog query, so a service can
+//! refuse to start on a breaking drift or warn about it (see [`verify`]).
+//!
 //! The runtime reports through `tracing` (files applied with outcome and
 //! duration, lock waits, the fast path, merge rounds); install a subscriber to
 //! see it. The `serde` feature derives `serde::Serialize` for the reports.
@@ -50,11 +54,14 @@ mod migrator;
 pub mod plan;
 pub mod rows;
 pub mod sql;
+pub mod verify;
 
+pub use cdc_core::schema::{ApplyAction, Change, ChangeKind, Severity};
 pub use cdc_core::{Checksum, DatabaseEntry, FileCategory, MigrationFile, Migrations};
 pub use cdc_macros::{include_migrations, include_rows};
-pub use connect::{connect, connect_async, ConnectOptions, SslMode};
+pub use connect::{connect, connect_async, ConnectOptions, Connector, SslMode};
 pub use error::{ApplyError, FailureReport};
 pub use migrator::{MigrateOptions, Migrator};
 pub use plan::{ApplyEvent, ApplyReport, FileOutcome, FileState, FileStatus, Outcome};
+pub use verify::{verify_schema, verify_schema_async, SchemaReport, TableReport, VerifyError};
 pub use {postgres, tokio_postgres};

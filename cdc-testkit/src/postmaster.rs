@@ -116,6 +116,33 @@ impl Postmaster {
             .map_err(|e| HarnessError::io("checking on the PostgreSQL server", e))
     }
 
+    /// Shuts the server down with a fast shutdown (SIGINT: clients are disconnected, the data is
+    /// checkpointed) and waits for it, leaving the data directory in place so that a new
+    /// postmaster can start on it. The guard's watcher is released afterwards: it finds the
+    /// postmaster gone and removes nothing.
+    pub(crate) fn shut_down_keeping_data(&mut self) -> Result<(), HarnessError> {
+        if self.try_wait()?.is_none() {
+            let pid = postmaster_pid(&self.data_dir).ok_or_else(|| {
+                HarnessError::io(
+                    format!("reading {}/postmaster.pid", self.data_dir.display()),
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no postmaster pid"),
+                )
+            })?;
+            signal(pid, "-INT");
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while self.try_wait()?.is_none() {
+                if Instant::now() >= deadline {
+                    signal(pid, "-KILL");
+                    let _ = self.guard.wait();
+                    break;
+                }
+                sleep(POLL);
+            }
+        }
+        drop(self.lifeline.take());
+        Ok(())
+    }
+
     /// Shuts the server down and waits for it; returns whether it was still running.
     ///
     /// Closing the lifeline makes the guard stop the postmaster; if that takes longer than
@@ -130,13 +157,7 @@ impl Postmaster {
         while matches!(self.guard.try_wait(), Ok(None)) {
             if Instant::now() >= deadline {
                 if let Some(pid) = postmaster_pid(&self.data_dir) {
-                    // Best effort: the postmaster is ours (or the `postgres` user's, and we are
-                    // root), and `std` cannot signal arbitrary pids.
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status();
+                    signal(pid, "-KILL");
                 }
                 let _ = self.guard.kill();
                 let _ = self.guard.wait();
@@ -152,6 +173,16 @@ impl Drop for Postmaster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sends `signal` (`-INT`, `-KILL`) to `pid`, best effort: the postmaster is ours (or the
+/// `postgres` user's, and we are root), and `std` cannot signal arbitrary pids.
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// The postmaster's pid from the first line of `postmaster.pid`.

@@ -49,6 +49,10 @@ pub struct PgServer {
     bindir: PathBuf,
     /// The cluster's data directory, inside `dir`.
     data_dir: PathBuf,
+    /// Who runs the server (kept to start it again after [`PgServer::stop`]).
+    run_as: RunAs,
+    /// The settings given to [`PgServer::start_with`].
+    extra_settings: Vec<(String, String)>,
     /// The temporary directory holding the data directory, the unix socket and the server log.
     dir: TempDir,
 }
@@ -113,6 +117,11 @@ impl PgServer {
                         port,
                         bindir,
                         data_dir,
+                        run_as,
+                        extra_settings: extra_settings
+                            .iter()
+                            .map(|(name, value)| (name.to_string(), value.to_string()))
+                            .collect(),
                         dir,
                     })
                 }
@@ -124,6 +133,79 @@ impl PgServer {
             attempts: PORT_ATTEMPTS,
             log_tail: last_log_tail,
         })
+    }
+
+    /// Shuts the server down (fast shutdown: open connections are closed) and keeps its data
+    /// directory and port, so that [`PgServer::resume`] starts it again with the same data, as
+    /// a database restart or outage looks to a client. Does nothing if it is already stopped.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the server's pid cannot be read or its state cannot be checked.
+    pub fn stop(&mut self) -> Result<(), HarnessError> {
+        self.postmaster.shut_down_keeping_data()
+    }
+
+    /// Starts a server stopped by [`PgServer::stop`] again, on the same data directory and
+    /// port (and the same settings), and returns once it accepts connections. Does nothing
+    /// if it is running.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the server exits during startup (for example because another process took
+    /// the port meanwhile) or does not accept connections in time; the error quotes the end
+    /// of the server log.
+    pub fn resume(&mut self) -> Result<(), HarnessError> {
+        if self.postmaster.try_wait()?.is_none() {
+            return Ok(());
+        }
+        let log_path = self.dir.path().join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log_path)
+            .map_err(|e| {
+                HarnessError::io(format!("opening server log {}", log_path.display()), e)
+            })?;
+        let settings: Vec<(&str, &str)> = self
+            .extra_settings
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let postmaster = Postmaster::spawn(
+            &self.run_as,
+            &self.bindir,
+            self.dir.path(),
+            &self.data_dir,
+            self.port,
+            log,
+            &settings,
+        )?;
+        // The old postmaster (already stopped, its watcher released) is dropped here.
+        self.postmaster = postmaster;
+        match wait_until_ready(&mut self.postmaster, self.port, &self.data_dir, &log_path) {
+            Ok(()) => Ok(()),
+            Err(StartFailure::Fatal(e)) => Err(e),
+            Err(StartFailure::PortTaken) => Err(HarnessError::ServerExited {
+                status: format!("port {} was taken while the server was stopped", self.port),
+                log_tail: log_tail(&log_path),
+            }),
+        }
+    }
+
+    /// [`PgServer::stop`] then [`PgServer::resume`]: the same data, on the same port.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgServer::stop`] and [`PgServer::resume`].
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop()?;
+        self.resume()
+    }
+
+    /// Whether the server is running (false after [`PgServer::stop`]).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.postmaster.try_wait(), Ok(None))
     }
 
     /// The TCP port the server listens on.

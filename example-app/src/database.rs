@@ -2,7 +2,7 @@
 //! `throwaway-postgres`) a throwaway local server.
 
 use anyhow::Context as _;
-use cdc_runtime::{postgres, ConnectOptions};
+use cdc_runtime::{postgres, tokio_postgres, ConnectOptions, Connector};
 
 /// The database the service works on.
 #[derive(Debug)]
@@ -76,6 +76,26 @@ impl Database {
                 "throwaway local PostgreSQL on {}:{}, database {db}",
                 server.host(),
                 server.port()
+            ),
+        }
+    }
+
+    /// What the merge scheduler reconnects with (TLS as `PG_*` say; none for a URL).
+    pub fn connector(&self) -> anyhow::Result<Connector> {
+        let parse = |text: &str, what: &str| -> anyhow::Result<Connector> {
+            let config: tokio_postgres::Config =
+                text.parse().with_context(|| format!("parsing {what}"))?;
+            Ok(Connector::without_tls(config))
+        };
+        match self {
+            Database::Url(url) => parse(url, "DATABASE_URL"),
+            Database::Env(options) => {
+                Connector::new(options).with_context(|| format!("TLS for {}", options.target()))
+            }
+            #[cfg(feature = "throwaway-postgres")]
+            Database::Local { server, db } => parse(
+                &server.connection_string(db),
+                "the local server's connection string",
             ),
         }
     }

@@ -1,8 +1,10 @@
 //! A CDC sink service, end to end: the migrations of `sink_asma.directory` are
 //! embedded in the binary, applied on boot by several replicas at once (the
-//! advisory lock lets one of them do it), a batch of change events is written
-//! into the staging tables with the generated row structs (binary COPY), the
-//! merge moves it into the final tables, and the result is printed.
+//! advisory lock lets one of them do it), the merge scheduler starts (its own
+//! connection, reconnecting with backoff if the database goes away), a batch of
+//! change events is written into the staging tables with the generated row
+//! structs (binary COPY, with each event's Kafka partition and timestamp), the
+//! scheduler's rounds move it into the final tables, and the result is printed.
 //!
 //! It connects to `DATABASE_URL`, or else to the `PG_*` variables. To try it
 //! without a database, `cargo run -p example-app --features throwaway-postgres`
@@ -16,7 +18,8 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cdc_runtime::rows::{copy_into_staging, select_all};
+use cdc_runtime::merge::{MergeScheduler, SchedulerEvent};
+use cdc_runtime::rows::{copy_into_staging, copy_staged, select_all, KafkaCoordinates, Staged};
 use cdc_runtime::{Migrations, Migrator};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
@@ -35,6 +38,12 @@ use rows::directory::{Actor, AllTypes, OrderDetails};
 /// How many replicas boot at once.
 const REPLICAS: usize = 3;
 
+/// How often the merge scheduler runs a round.
+const SCHEDULER_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long to wait for the scheduler to merge the batch.
+const MERGE_PATIENCE: Duration = Duration::from_secs(60);
+
 fn main() -> anyhow::Result<()> {
     install_log_output();
     let env = std::env::var("CDC_ENV").unwrap_or_else(|_| "dev".to_string());
@@ -49,22 +58,48 @@ fn main() -> anyhow::Result<()> {
 
     boot_replicas(&database)?;
 
+    let scheduler = MergeScheduler::builder(database.connector()?)
+        .interval(SCHEDULER_INTERVAL)
+        .window_seconds(0)
+        .on_event(|event| {
+            if let SchedulerEvent::Round(round) = event {
+                if round.tables_merged > 0 || round.tables_failed > 0 {
+                    println!(
+                        "merge round: {} table(s), {} row(s) merged, {} failed, in {} ms",
+                        round.tables_merged,
+                        round.rows_merged,
+                        round.tables_failed,
+                        round.duration.as_millis()
+                    );
+                }
+            }
+        })
+        .start()
+        .context("starting the merge scheduler")?;
+    println!(
+        "\nmerge scheduler: a round every {} ms",
+        SCHEDULER_INTERVAL.as_millis()
+    );
+
     let mut client = database.connect()?;
     let actors = batch::actor_events();
     let orders = batch::order_events();
     let all_types = batch::all_types_row()?;
+    // Actor events as a Kafka consumer hands them over: partition and record timestamp each.
+    let staged_actors = actors.iter().map(|actor| {
+        let offset = actor.kafka_offset.unwrap_or(0);
+        Staged::new(
+            actor,
+            KafkaCoordinates::from_record(0, 1_767_225_600_000 + offset),
+        )
+    });
     let staged =
-        copy_into_staging(&mut client, &actors)? + copy_into_staging(&mut client, &orders)?;
+        copy_staged(&mut client, staged_actors)? + copy_into_staging(&mut client, &orders)?;
     copy_into_staging(&mut client, std::slice::from_ref(&all_types))?;
-    println!("\nstaged {staged} change events with binary COPY (+1 row of every column type)");
+    println!("staged {staged} change events with binary COPY (+1 row of every column type)");
 
-    let merged = cdc_runtime::merge::trigger_pending_merges(&mut client, 0).context("merging")?;
-    for result in &merged {
-        println!(
-            "merged {}.{}: {} staged row(s) in {} ms",
-            result.schema_name, result.table_name, result.rows_merged, result.duration_ms
-        );
-    }
+    wait_until_merged(&mut client)?;
+    scheduler.stop_blocking();
 
     let mut final_actors: Vec<Actor> = select_all(&mut client)?;
     final_actors.sort_by_key(|a| a.actno);
@@ -114,6 +149,32 @@ fn main() -> anyhow::Result<()> {
         AllTypes::COLUMNS.len()
     );
     Ok(())
+}
+
+/// Waits until the scheduler's rounds have emptied the three staging tables.
+fn wait_until_merged(client: &mut cdc_runtime::postgres::Client) -> anyhow::Result<()> {
+    let sql = format!(
+        r#"SELECT (SELECT count(*) FROM "{schema}"."{}") + (SELECT count(*) FROM "{schema}"."{}")
+                + (SELECT count(*) FROM "{schema}"."{}")"#,
+        Actor::STAGING_TABLE,
+        OrderDetails::STAGING_TABLE,
+        AllTypes::STAGING_TABLE,
+        schema = Actor::SCHEMA,
+    );
+    let deadline = std::time::Instant::now() + MERGE_PATIENCE;
+    loop {
+        let waiting: i64 = client.query_one(&sql, &[])?.get(0);
+        if waiting == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{waiting} staged row(s) still unmerged after {} s",
+                MERGE_PATIENCE.as_secs()
+            );
+        }
+        std::thread::sleep(SCHEDULER_INTERVAL / 2);
+    }
 }
 
 /// The runtime's events (files applied, lock waits, merge rounds) go to

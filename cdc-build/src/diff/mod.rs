@@ -5,12 +5,17 @@
 //! by [`ddl::read_table_file`]. [`rules`] holds the one copy in Rust of the
 //! rules `converge_table` applies at apply time. `cdc manage-migrations diff`
 //! shows the [`DiffReport`]'s `Display` or, as JSON, its `Serialize`.
+//! [`live`] builds the same report from the live catalog (`diff --env E`);
+//! the comparison and the change types are cdc-core's
+//! ([`cdc_core::schema`]), shared with the runtime's `verify_schema`.
 
 pub mod compare;
 pub mod ddl;
+mod fast_ddl;
+pub mod live;
 pub mod rules;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +24,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use compare::{compare_table, Change, ChangeKind};
+pub use ddl::FileTable;
 pub use rules::{ApplyAction, Severity};
 
 use crate::project::{Project, Sink, SinkTable};
@@ -64,9 +70,28 @@ pub struct SinkDiff {
     pub tables: Vec<TableDiff>,
 }
 
-/// Every change from the generated files to the YAML, by sink and table.
+/// What the YAML was compared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffAgainst {
+    /// The generated table files.
+    Files,
+    /// The database of this environment.
+    Database(String),
+}
+
+impl DiffAgainst {
+    fn is_files(&self) -> bool {
+        *self == DiffAgainst::Files
+    }
+}
+
+/// Every change from the generated files (or the database) to the YAML, by sink and table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiffReport {
+    /// What the YAML was compared with (left out of JSON for the files).
+    #[serde(skip_serializing_if = "DiffAgainst::is_files")]
+    pub against: DiffAgainst,
     /// Sinks with at least one changed table, by name.
     pub sinks: Vec<SinkDiff>,
 }
@@ -100,7 +125,14 @@ impl DiffReport {
 impl fmt::Display for DiffReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
-            return f.write_str("no changes: the generated table files match the YAML");
+            return match &self.against {
+                DiffAgainst::Files => {
+                    f.write_str("no changes: the generated table files match the YAML")
+                }
+                DiffAgainst::Database(env) => {
+                    write!(f, "no changes: the database of `{env}` matches the YAML")
+                }
+            };
         }
         for sink in &self.sinks {
             writeln!(f, "{}", sink.sink)?;
@@ -163,40 +195,126 @@ fn table_files(sink_dir: &Path) -> Result<BTreeSet<String>, DiffError> {
     Ok(tables)
 }
 
-fn diff_table(
-    sink_dir: &Path,
-    table: &SinkTable,
-    on_disk: &BTreeSet<String>,
-) -> Result<Vec<Change>, DiffError> {
-    if !on_disk.contains(&table.target_table) {
-        return Ok(vec![compare::table_added(table)]);
-    }
-    let path = sink_dir.join(table_file(&table.target_table));
+/// Reads and parses one table file.
+fn read_file_table(path: PathBuf) -> Result<FileTable, DiffError> {
     let text = std::fs::read_to_string(&path).map_err(|source| DiffError::Read {
         path: path.clone(),
         source,
     })?;
-    let found =
-        ddl::read_table_file(&text).map_err(|message| DiffError::Parse { path, message })?;
+    ddl::read_table_file(&text).map_err(|message| DiffError::Parse { path, message })
+}
+
+/// The table files of every sink directory under `migrations/`, listed, read
+/// and parsed ahead of the diff (see [`with_table_files`]). A file's problem
+/// is kept with it and reported only if the diff looks at that file.
+#[derive(Debug, Default)]
+pub struct TableFiles {
+    /// By sink directory name: the table names on disk.
+    listed: HashMap<String, Result<BTreeSet<String>, DiffError>>,
+    /// By sink, then table: the parsed file.
+    parsed: HashMap<String, HashMap<String, Result<FileTable, DiffError>>>,
+}
+
+impl TableFiles {
+    /// Lists, reads and parses every table file under `migrations/`, in parallel.
+    pub fn read(migrations: &Path) -> TableFiles {
+        let Ok(entries) = std::fs::read_dir(migrations) else {
+            return TableFiles::default();
+        };
+        let sinks: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let listed: HashMap<String, Result<BTreeSet<String>, DiffError>> = sinks
+            .into_iter()
+            .map(|sink| {
+                let tables = table_files(&migrations.join(&sink));
+                (sink, tables)
+            })
+            .collect();
+        let wanted: Vec<(&String, &String)> = listed
+            .iter()
+            .filter_map(|(sink, tables)| tables.as_ref().ok().map(|t| (sink, t)))
+            .flat_map(|(sink, tables)| tables.iter().map(move |table| (sink, table)))
+            .collect();
+        let read: Vec<(&String, &String, Result<FileTable, DiffError>)> = wanted
+            .into_par_iter()
+            .map(|(sink, table)| {
+                let path = migrations.join(sink).join(table_file(table));
+                (sink, table, read_file_table(path))
+            })
+            .collect();
+        let mut parsed: HashMap<String, HashMap<String, _>> = HashMap::new();
+        for (sink, table, result) in read {
+            parsed
+                .entry(sink.clone())
+                .or_default()
+                .insert(table.clone(), result);
+        }
+        TableFiles { listed, parsed }
+    }
+}
+
+/// Runs `load` (loading the project) while every table file under
+/// `migrations/` is read and parsed on the other threads, for
+/// [`diff_project_with`]: the files do not depend on the YAML, so the diff's
+/// reading overlaps the loader's sequential steps.
+pub fn with_table_files<T: Send>(
+    migrations: &Path,
+    load: impl FnOnce() -> T + Send,
+) -> (T, TableFiles) {
+    rayon::join(load, || TableFiles::read(migrations))
+}
+
+fn diff_table(
+    sink_dir: &Path,
+    sink: &str,
+    table: &SinkTable,
+    on_disk: &BTreeSet<String>,
+    files: &TableFiles,
+) -> Result<Vec<Change>, DiffError> {
+    if !on_disk.contains(&table.target_table) {
+        return Ok(vec![compare::table_added(table)]);
+    }
+    let read_ahead = files
+        .parsed
+        .get(sink)
+        .and_then(|tables| tables.get(&table.target_table));
+    if let Some(Ok(found)) = read_ahead {
+        return Ok(compare_table(table, found));
+    }
+    // Not read ahead, or failed: read it now, for the error with its cause.
+    let found = read_file_table(sink_dir.join(table_file(&table.target_table)))?;
     Ok(compare_table(table, &found))
 }
 
-fn diff_sink(sink: &Sink, sink_dir: &Path, only: Option<&str>) -> Result<SinkDiff, DiffError> {
-    let on_disk = table_files(sink_dir)?;
+fn diff_sink(
+    sink: &Sink,
+    sink_dir: &Path,
+    only: Option<&str>,
+    files: &TableFiles,
+) -> Result<SinkDiff, DiffError> {
+    let on_disk = match files.listed.get(&sink.name) {
+        Some(Ok(listed)) => listed.clone(),
+        _ => table_files(sink_dir)?,
+    };
     let wanted = |name: &str| only.is_none_or(|only| only == name);
-    let mut tables = sink
+    let results: Vec<Result<TableDiff, DiffError>> = sink
         .tables
         .par_iter()
         .filter(|table| wanted(&table.target_table))
         .map(|table| {
-            let changes = diff_table(sink_dir, table, &on_disk)?;
+            let changes = diff_table(sink_dir, &sink.name, table, &on_disk, files)?;
             Ok(TableDiff {
                 table: table.target_table.clone(),
                 file: table_file(&table.target_table),
                 changes,
             })
         })
-        .collect::<Result<Vec<_>, DiffError>>()?;
+        .collect();
+    // The first error in table order, whichever thread met it first.
+    let mut tables = results.into_iter().collect::<Result<Vec<_>, DiffError>>()?;
     let declared: BTreeSet<&str> = sink
         .tables
         .iter()
@@ -226,13 +344,27 @@ pub fn diff_project(
     migrations: &Path,
     only: Option<&str>,
 ) -> Result<DiffReport, DiffError> {
+    diff_project_with(project, migrations, only, &TableFiles::default())
+}
+
+/// [`diff_project`] with table files read ahead ([`with_table_files`]); a
+/// file not among them is read now.
+pub fn diff_project_with(
+    project: &Project,
+    migrations: &Path,
+    only: Option<&str>,
+    files: &TableFiles,
+) -> Result<DiffReport, DiffError> {
     let mut sinks = Vec::new();
     for sink in project.sinks() {
-        let diff = diff_sink(sink, &migrations.join(&sink.name), only)?;
+        let diff = diff_sink(sink, &migrations.join(&sink.name), only, files)?;
         if !diff.tables.is_empty() {
             sinks.push(diff);
         }
     }
     sinks.sort_by(|a, b| a.sink.cmp(&b.sink));
-    Ok(DiffReport { sinks })
+    Ok(DiffReport {
+        against: DiffAgainst::Files,
+        sinks,
+    })
 }

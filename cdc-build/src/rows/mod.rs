@@ -19,7 +19,8 @@
 //!   PostgreSQL names.
 //! - **Traits**: `cdc_runtime::rows::TableRow` (`from_row`, `SELECT`),
 //!   `TryFrom<&postgres::Row>`, and for tables with a primary key
-//!   `cdc_runtime::rows::StagingRow` (binary `COPY` into the staging table).
+//!   `cdc_runtime::rows::StagingRow` (binary `COPY` into the staging table, with
+//!   or without each row's Kafka partition and timestamp).
 //!
 //! Every path in the generated code is absolute (`::std::...`, `::cdc_runtime::...`),
 //! so a table named `Option` or `String` cannot shadow what the code means.
@@ -36,7 +37,9 @@ use sha2::{Digest, Sha256};
 
 use self::names::Namer;
 pub use self::names::{camel_case, field_names, snake_case};
-use crate::columns::{Column, COL_IS_DELETED, COL_SYNC_TIMESTAMP};
+use crate::columns::{
+    Column, COL_IS_DELETED, COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP, COL_SYNC_TIMESTAMP,
+};
 use crate::ident::{qualified, quote_ident};
 use crate::project::{Sink, SinkTable};
 use crate::render::mssql_name;
@@ -376,15 +379,20 @@ fn render_staging<'t>(
             )
         })
         .collect();
-    let copy = Literal::string(&format!(
-        "COPY {} ({}) FROM STDIN (FORMAT binary)",
-        qualified(&table.target_schema, staging_table),
-        staged
-            .iter()
-            .map(|&i| quote_ident(&table.columns[i].name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    let mut columns: Vec<String> = staged
+        .iter()
+        .map(|&i| quote_ident(&table.columns[i].name))
+        .collect();
+    let copy_of = |columns: &[String]| {
+        Literal::string(&format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            qualified(&table.target_schema, staging_table),
+            columns.join(", ")
+        ))
+    };
+    let copy = copy_of(&columns);
+    columns.extend([COL_KAFKA_PARTITION, COL_KAFKA_TIMESTAMP].map(quote_ident));
+    let copy_with_coordinates = copy_of(&columns);
     let staged_consts = staged.iter().map(|&i| &consts[i]);
     let writes = staged.iter().map(|&i| {
         let (field, konst) = (&fields[i], &consts[i]);
@@ -397,6 +405,7 @@ fn render_staging<'t>(
             const STAGING_TABLE: &'static str = #value;
             const STAGING_COLUMNS: &'static [&'static str] = &[#(Self::#staged_consts),*];
             const COPY_STATEMENT: &'static str = #copy;
+            const COPY_WITH_COORDINATES: &'static str = #copy_with_coordinates;
 
             fn write_staging(&self, row: &mut ::cdc_runtime::rows::CopyRow<'_>) -> ::core::result::Result<(), ::cdc_runtime::rows::CopyError> {
                 #(#writes)*
