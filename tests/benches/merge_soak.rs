@@ -28,7 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_core::layout::MANAGEMENT_SCHEMA;
-use cdc_runtime::merge::MergeScheduler;
+use cdc_runtime::merge::{MergeScheduler, SchedulerEvent};
+use cdc_runtime::Connector;
 use postgres::Client;
 
 mod common;
@@ -375,32 +376,39 @@ struct Rounds {
     rows: AtomicI64,
 }
 
-/// Starts the runtime's merge scheduler (1 s, window 0) on its own connection.
+/// Starts the runtime's merge scheduler (1 s, window 0) on the runtime, with its own
+/// connection (which it re-opens if lost).
 fn start_scheduler(
     runtime: &tokio::runtime::Runtime,
     conninfo: &str,
     rounds: Arc<Rounds>,
 ) -> MergeScheduler {
-    runtime.block_on(async {
-        let (client, connection) =
-            cdc_runtime::tokio_postgres::connect(conninfo, cdc_runtime::tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("connecting the scheduler: {e}"));
-        tokio::spawn(connection);
-        MergeScheduler::start(client, Duration::from_secs(1), 0, move |round| {
-            rounds.rounds.fetch_add(1, Ordering::Relaxed);
-            match round {
-                Ok(tables) => {
-                    let rows: i64 = tables.iter().map(|t| t.rows_merged).sum();
-                    rounds.rows.fetch_add(rows, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    rounds.errors.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("merge round failed: {e}");
+    let config = conninfo
+        .parse()
+        .unwrap_or_else(|e| panic!("connection string {conninfo}: {e}"));
+    let _entered = runtime.enter();
+    MergeScheduler::builder(Connector::without_tls(config))
+        .interval(Duration::from_secs(1))
+        .window_seconds(0)
+        .on_event(move |event| match event {
+            SchedulerEvent::Round(round) => {
+                rounds.rounds.fetch_add(1, Ordering::Relaxed);
+                rounds.rows.fetch_add(round.rows_merged, Ordering::Relaxed);
+                if round.tables_failed > 0 {
+                    rounds
+                        .errors
+                        .fetch_add(i64::from(round.tables_failed), Ordering::Relaxed);
                 }
             }
+            SchedulerEvent::RoundFailed(e) => {
+                rounds.rounds.fetch_add(1, Ordering::Relaxed);
+                rounds.errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("merge round failed: {e}");
+            }
+            _ => {}
         })
-    })
+        .start()
+        .unwrap_or_else(|e| panic!("starting the merge scheduler: {e}"))
 }
 
 /// Differences between a final table and the truth: missing, extra and wrong rows.
