@@ -202,16 +202,24 @@ pub fn push_step(out: &mut String, table: &SinkTable, step: &Step) {
             if let Some(tombstones) = &tombstones {
                 // Tombstones are keyed by the old key: they go, and the staging file creates
                 // the table again with the new key.
-                let wanted: Vec<String> = to.iter().map(|k| quote_literal(k)).collect();
                 body.push_str(&format!(
-                    "    IF to_regclass({lit}) IS NOT NULL AND coalesce((\n        SELECT array_agg(a.attname::text ORDER BY k.ord)\n          FROM pg_index AS i\n         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)\n          JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n         WHERE i.indrelid = to_regclass({lit}) AND i.indisprimary), ARRAY[]::text[]) IS DISTINCT FROM ARRAY[{wanted}]::text[] THEN\n        DROP TABLE {tombstones};\n    END IF;\n",
-                    lit = quote_literal(tombstones),
-                    wanted = wanted.join(", ")
+                    "{}        DROP TABLE {tombstones};\n    END IF;\n",
+                    if_key_differs(tombstones, to)
                 ));
             }
         }
     }
     push_do(out, &body);
+}
+
+/// `    IF <rel exists and its primary key is not `key`> THEN\n`.
+fn if_key_differs(rel: &str, key: &[String]) -> String {
+    let rel_lit = quote_literal(rel);
+    let wanted: Vec<String> = key.iter().map(|k| quote_literal(k)).collect();
+    format!(
+        "    IF to_regclass({rel_lit}) IS NOT NULL AND coalesce((\n        SELECT array_agg(a.attname::text ORDER BY k.ord)\n          FROM pg_index AS i\n         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)\n          JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n         WHERE i.indrelid = to_regclass({rel_lit}) AND i.indisprimary), ARRAY[]::text[]) IS DISTINCT FROM ARRAY[{wanted}]::text[] THEN\n",
+        wanted = wanted.join(", ")
+    )
 }
 
 fn push_primary_key(
@@ -224,12 +232,7 @@ fn push_primary_key(
 ) {
     let mut key = String::new();
     push_ident_list(&mut key, to);
-    let wanted: Vec<String> = to.iter().map(|k| quote_literal(k)).collect();
-    body.push_str(&format!(
-        "    IF to_regclass({rel_lit}) IS NOT NULL AND coalesce((\n        SELECT array_agg(a.attname::text ORDER BY k.ord)\n          FROM pg_index AS i\n         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)\n          JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n         WHERE i.indrelid = to_regclass({rel_lit}) AND i.indisprimary), ARRAY[]::text[]) IS DISTINCT FROM ARRAY[{wanted}]::text[] THEN\n",
-        rel_lit = quote_literal(rel),
-        wanted = wanted.join(", ")
-    ));
+    body.push_str(&if_key_differs(rel, to));
     for (column, pg_type) in added {
         let mut ident = String::new();
         push_ident(&mut ident, column);

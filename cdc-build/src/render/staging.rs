@@ -12,12 +12,12 @@ use askama::Template;
 use cdc_core::layout::MANAGEMENT_SCHEMA;
 
 use super::sql_template::filters;
-use super::table::{push_converge_call, push_converge_columns_json};
+use super::table::push_converge;
 use crate::columns::{
     staging_extra_columns, Column, ColumnOrigin, COL_DEBEZIUM_OP, COL_IS_DELETED, COL_OPERATION,
     COL_SYNC_TIMESTAMP,
 };
-use crate::ident::{push_dollar_quoted, push_ident, push_literal, qualified};
+use crate::ident::{push_ident, qualified};
 use crate::project::{SinkTable, MARK_TRIGGER};
 use crate::types::PgType;
 
@@ -199,7 +199,7 @@ fn staging_column(column: &Column) -> StagingColumn {
     }
 }
 
-/// `CALL converge_table(schema, table, columns, primary key, allow extra columns)`.
+/// `CALL converge_table(...)` of a staging-side table (extra columns allowed).
 fn converge_call<'c>(
     schema: &str,
     table: &str,
@@ -207,26 +207,7 @@ fn converge_call<'c>(
     primary_key: &[String],
 ) -> String {
     let mut out = String::with_capacity(2_048);
-    push_converge_call(&mut out);
-    push_literal(&mut out, schema);
-    out.push_str(",\n    ");
-    push_literal(&mut out, table);
-    out.push_str(",\n    ");
-    push_dollar_quoted(&mut out, |out| push_converge_columns_json(out, columns));
-    out.push_str("::jsonb,\n    ");
-    if primary_key.is_empty() {
-        out.push_str("ARRAY[]::text[]");
-    } else {
-        out.push_str("ARRAY[");
-        for (i, k) in primary_key.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            push_literal(&mut out, k);
-        }
-        out.push_str("]::text[]");
-    }
-    out.push_str(",\n    true\n);");
+    push_converge(&mut out, schema, table, columns, primary_key, true);
     out
 }
 

@@ -21,6 +21,28 @@ pub fn push_converge_call(out: &mut String) {
     out.push_str("(\n    ");
 }
 
+/// Appends `CALL converge_table(schema, table, columns, primary key, allow extra columns);`.
+pub fn push_converge<'c>(
+    out: &mut String,
+    schema: &str,
+    table: &str,
+    columns: impl Iterator<Item = (&'c Column, bool)>,
+    primary_key: &[String],
+    allow_extra_columns: bool,
+) {
+    push_converge_call(out);
+    push_literal(out, schema);
+    out.push_str(",\n    ");
+    push_literal(out, table);
+    out.push_str(",\n    ");
+    push_dollar_quoted(out, |out| push_converge_columns_json(out, columns));
+    out.push_str("::jsonb,\n    ARRAY[");
+    push_joined(out, primary_key, ", ", |out, k| push_literal(out, k));
+    out.push_str("]::text[],\n    ");
+    out.push_str(if allow_extra_columns { "true" } else { "false" });
+    out.push_str("\n);");
+}
+
 /// Appends one column definition, without the trailing comma.
 pub fn push_column_definition(out: &mut String, column: &Column, not_null: bool) {
     push_ident(out, &column.name);
@@ -143,19 +165,15 @@ pub fn push_table(out: &mut String, table: &SinkTable) {
             "-- Bring an existing (older) table to this shape; unsafe changes are refused.\n",
         );
     }
-    push_converge_call(out);
-    push_literal(out, &table.target_schema);
-    out.push_str(",\n    ");
-    push_literal(out, &table.target_table);
-    out.push_str(",\n    ");
-    push_dollar_quoted(out, |out| {
-        push_converge_columns_json(out, table.columns.iter().map(|c| (c, c.not_null)))
-    });
-    out.push_str("::jsonb,\n    ARRAY[");
-    push_joined(out, &table.primary_key, ", ", |out, k| push_literal(out, k));
-    out.push_str("]::text[],\n    ");
-    out.push_str(if table.target_exists { "true" } else { "false" });
-    out.push_str("\n);\n\n");
+    push_converge(
+        out,
+        &table.target_schema,
+        &table.target_table,
+        table.columns.iter().map(|c| (c, c.not_null)),
+        &table.primary_key,
+        table.target_exists,
+    );
+    out.push_str("\n\n");
     out.push_str("CREATE INDEX IF NOT EXISTS ");
     push_ident(out, &table.names.sync_index);
     out.push_str(" ON ");
