@@ -137,14 +137,19 @@ EXISTS (SELECT 1 FROM {{ schema }}.{{ tombstones }} AS d
     the shards. True counts come from RETURNING (a command tag can count rows sent, not rows
     changed). Adds the counts to v_latest, v_upserted, v_deleted and v_stale. -#}
 {%- macro apply_citus(filter) -%}
-SELECT count(*), count(*) FILTER (WHERE l."__cdc_blocked"),
-                   count(*) FILTER (WHERE NOT l."__cdc_blocked" AND NOT l."__cdc_is_delete"),
-                   count(*) FILTER (WHERE NOT l."__cdc_blocked" AND l."__cdc_is_delete" AND l."__cdc_final_newer")
+-- What becomes of each key's newest event, each probe made once per key: 1 older than
+            -- the key's tombstone, 2 an upsert to apply, 3 a delete older than the final row.
+            SELECT coalesce(sum(g.n), 0), coalesce(sum(g.n) FILTER (WHERE g.c = 1), 0),
+                   coalesce(sum(g.n) FILTER (WHERE g.c = 2), 0), coalesce(sum(g.n) FILTER (WHERE g.c = 3), 0)
               INTO v_n_latest, v_n_blocked, v_n_fresh_upserts, v_n_stale_deletes
-              FROM (SELECT l0."__cdc_is_delete", {% call tombstone_newer("l0") %}{% endcall %} AS "__cdc_blocked",
-                           EXISTS (SELECT 1 FROM {{ schema }}.{{ table }} AS f
-                                    WHERE {% call key_match("f", "l0") %}{% endcall %} AND {% call position("f") %}{% endcall %} >= {% call position("l0") %}{% endcall %}) AS "__cdc_final_newer"
-                      FROM {% call citus_latest(filter) %}{% endcall %} AS l0) AS l;
+              FROM (SELECT l.c, count(*) AS n
+                      FROM (SELECT CASE WHEN {% call tombstone_newer("l0") %}{% endcall %} THEN 1
+                                        WHEN NOT l0."__cdc_is_delete" THEN 2
+                                        WHEN EXISTS (SELECT 1 FROM {{ schema }}.{{ table }} AS f
+                                                      WHERE {% call key_match("f", "l0") %}{% endcall %} AND {% call position("f") %}{% endcall %} >= {% call position("l0") %}{% endcall %}) THEN 3
+                                        ELSE 0 END AS c
+                              FROM {% call citus_latest(filter) %}{% endcall %} AS l0) AS l
+                     GROUP BY l.c) AS g;
             WITH upserted AS (
                 INSERT INTO {{ schema }}.{{ table }} AS f ({% for c in columns %}{% if !loop.first %}, {% endif %}{{ c.name }}{% endfor %})
                 SELECT {% for c in citus_columns %}{% if !loop.first %}, {% endif %}{{ c.select_expr|safe }}{% endfor %}
