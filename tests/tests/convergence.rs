@@ -273,8 +273,8 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
     fixture::apply_file(&mut c, sink, "01-tables/Actor-staging.sql")
         .unwrap_or_else(|e| panic!("Actor-staging.sql: {}", describe_error(&e)));
     c.batch_execute(
-        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "Email", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-           VALUES (1, repeat('n', 100), 'one@example.invalid', 'u', 400, 1)"#,
+        r#"INSERT INTO directory."stg_Actor" ("_customer_id", "actno", "Navn", "Email", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           VALUES ('00000000-0000-0000-0000-00000000000a', 1, repeat('n', 100), 'one@example.invalid', 'u', 400, 1)"#,
     )
     .unwrap();
     let merged = c
