@@ -63,6 +63,12 @@ fn metadata_fields(config: &BTreeMap<String, String>) -> Vec<String> {
                 fields.push("__deleted".to_string());
             }
             Some("org.apache.kafka.connect.transforms.InsertField$Value") => {
+                if let Some(field) = key("static.field") {
+                    // A constant per connector: the tenant of its source database.
+                    assert!(key("static.value").is_some(), "{t}.static.value");
+                    fields.push(field.clone());
+                    continue;
+                }
                 for k in ["offset.field", "partition.field", "timestamp.field"] {
                     fields.push(key(k).unwrap_or_else(|| panic!("{t}.{k}")).clone());
                 }
@@ -98,9 +104,11 @@ fn rows_written_as_the_readme_connector_writes_them_merge_into_the_truth() {
             "__deleted",
             "__kafka_offset",
             "__kafka_partition",
-            "__kafka_timestamp"
+            "__kafka_timestamp",
+            "_customer_id"
         ]
     );
+    let tenant = &config["transforms.tenant.static.value"];
 
     let (_db, mut c) = example_database("merge_debezium");
     // Every field the sink writes is a staging column (schema.evolution=none would fail otherwise).
@@ -125,7 +133,7 @@ fn rows_written_as_the_readme_connector_writes_them_merge_into_the_truth() {
     // value) follows each delete and is dropped by the transform: nothing is written for it.
     let insert = format!(
         r#"INSERT INTO "{schema}"."{staging}" ("actno", "Navn", "Email", {meta})
-           VALUES ($1, $2, $3, $4, $5, 'Directory', 'Actor', $6, $7, 0, now())"#,
+           VALUES ($1, $2, $3, $4, $5, 'Directory', 'Actor', $6, $7, 0, now(), '{tenant}')"#,
         meta = fields
             .iter()
             .map(|f| format!("\"{f}\""))

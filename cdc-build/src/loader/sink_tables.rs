@@ -179,36 +179,13 @@ impl Loader {
             ));
         }
         if service.pattern == Pattern::DbPerTenant && !built.primary_key.is_empty() {
-            for (index, reference) in entry.column_templates.iter().enumerate() {
-                let template = project.templates.get(&reference.template);
-                let tenant = is_tenant_template(reference)
-                    || template.is_some_and(|t| {
-                        [Some(&t.name), t.value.as_ref()]
-                            .into_iter()
-                            .flatten()
-                            .any(|text| text.to_lowercase().contains("customer_id"))
-                    });
-                if reference.primary_key || !tenant {
-                    continue;
-                }
-                let column = match (&reference.name, template) {
-                    (Some(name), _) => name.as_str(),
-                    (None, Some(template)) => template.name.as_str(),
-                    (None, None) => reference.template.as_str(),
-                };
-                let item = YamlPath::root().key("column_templates").item(index);
-                self.warn(
-                    Finding::at(
-                        &service.file,
-                        entry_path.clone().join(&item),
-                    format!(
-                        "pattern db-per-tenant: sink table `{key}` carries the tenant template `{}` (`{column}`) outside its primary key: rows of two tenants with the same source key would overwrite each other; add `primary_key: true` to the template reference",
-                        reference.template
-                    ),
-                    )
-                    .field(item.to_string()),
-                );
-            }
+            self.warnings.extend(tenant_outside_key(
+                &service.file,
+                &entry_path,
+                key,
+                entry,
+                project,
+            ));
         }
         Some(SinkTable {
             names: TableNames::derive(target_table),
@@ -299,6 +276,46 @@ fn is_tenant_template(reference: &RawTemplateRef) -> bool {
             .name
             .as_deref()
             .is_some_and(|n| n.to_lowercase().contains("customer_id"))
+}
+
+/// Warnings for a `db-per-tenant` sink table with a primary key whose tenant template
+/// references (by key, column name or value: `customer_id`) are outside that key.
+fn tenant_outside_key(
+    service_file: &Path,
+    entry_path: &YamlPath,
+    key: &str,
+    entry: &RawSinkTable,
+    project: &ProjectFiles,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (index, reference) in entry.column_templates.iter().enumerate() {
+        let template = project.templates.get(&reference.template);
+        let tenant = is_tenant_template(reference)
+            || template.is_some_and(|t| {
+                [Some(&t.name), t.value.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|text| text.to_lowercase().contains("customer_id"))
+            });
+        if reference.primary_key || !tenant {
+            continue;
+        }
+        let column = match (&reference.name, template) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(template)) => template.name.as_str(),
+            (None, None) => reference.template.as_str(),
+        };
+        let item = YamlPath::root().key("column_templates").item(index);
+        let message = format!(
+            "pattern db-per-tenant: sink table `{key}` carries the tenant template `{}` (`{column}`) outside its primary key: rows of two tenants with the same source key would overwrite each other; add `primary_key: true` to the template reference",
+            reference.template
+        );
+        findings.push(
+            Finding::at(service_file, entry_path.clone().join(&item), message)
+                .field(item.to_string()),
+        );
+    }
+    findings
 }
 
 /// Runs the column pipeline for one sink table with its source-table options.
