@@ -703,7 +703,12 @@ fn a_tenant_column_joining_the_key_is_breaking_and_made_on_purpose() {
         "          from: sales.Invoice\n          column_templates:\n            - template: customer_id\n              primary_key: true\n",
     );
     let breaking = [
-        change("NULLABILITY_CHANGED", "_customer_id", "breaking", "refused"),
+        change(
+            "NULLABILITY_CHANGED",
+            "_customer_id",
+            "breaking",
+            "automatic_unless_data",
+        ),
         change("PRIMARY_KEY_CHANGED", "", "breaking", "refused"),
     ];
     assert_eq!(p.diff("Invoice"), breaking);
@@ -735,6 +740,11 @@ fn a_tenant_column_joining_the_key_is_breaking_and_made_on_purpose() {
     // The rows merged before have no tenant: the key cannot be made over them.
     let refused = p.apply();
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("_customer_id") && stderr.contains("NULL"),
+        "the refusal names the tenant column and its NULLs: {stderr}"
+    );
     assert_eq!(
         p.live_key("Invoice"),
         ["InvoiceId"],
@@ -778,4 +788,38 @@ fn a_tenant_column_joining_the_key_is_breaking_and_made_on_purpose() {
     p.ok(&["generate", "--check"]);
     assert_eq!(p.file(&path), written);
     p.apply_ok();
+}
+
+#[test]
+fn a_tenant_template_outside_the_key_of_a_db_per_tenant_table_is_warned_about() {
+    let dir = example_project(true);
+    // The example's directory service is db-per-tenant; Actor's tenant leaves its key.
+    edit(
+        dir.path(),
+        "services/directory.yaml",
+        "          from: dbo.Actor\n          column_templates:\n            - template: customer_id\n              primary_key: true\n",
+        "          from: dbo.Actor\n          column_templates:\n            - template: customer_id\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cdc"))
+        .args(["manage-migrations", "generate", "--dry-run"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run cdc");
+    let stderr = text(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("pattern db-per-tenant"))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["warning: services/directory.yaml:23: field `column_templates[0]`: pattern db-per-tenant: sink table `directory.Actor` carries the tenant template `customer_id` (`_customer_id`) outside its primary key: rows of two tenants with the same source key would overwrite each other; add `primary_key: true` to the template reference"],
+        "{stderr}"
+    );
+    // Order Details keeps its tenant key and is not warned about; the key change is breaking.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("PRIMARY_KEY_CHANGED ((_customer_id, actno) -> (actno))"),
+        "{stderr}"
+    );
 }
