@@ -178,6 +178,10 @@ pub struct RawTemplateRef {
     /// Column name override.
     #[serde(default)]
     pub name: Option<String>,
+    /// The column leads the table's primary key (the tenant key): NOT NULL,
+    /// and rows of different tenants with the same source key stay apart.
+    #[serde(default)]
+    pub primary_key: bool,
 }
 
 /// `services/_schemas/column-templates.yaml`

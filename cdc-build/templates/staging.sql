@@ -257,6 +257,9 @@ BEGIN
         WITH moved AS (
             DELETE FROM {{ management }}."merge_tombstones" AS d
              WHERE d."schema_name" = {{ schema|lit }} AND d."table_name" = {{ table|lit }}
+               -- Only keys of the current shape: a tombstone of an older key (before the tenant
+               -- joined it, say) stays where it is rather than failing the cast.
+               AND jsonb_typeof(d."pk") = 'array' AND jsonb_array_length(d."pk") = {{ key.len()|safe }}
             RETURNING d."pk", d."source_ts_ms", d."kafka_offset", d."deleted_at"
         )
         INSERT INTO {{ schema }}.{{ tombstones }} ({% call key_names() %}{% endcall %}, "__source_ts_ms", "__kafka_offset", "__deleted_at")

@@ -128,6 +128,9 @@ cases!(
     error_locations,
     renamed_from_misuse,
     renamed_column,
+    tenant_key,
+    tenant_key_without_source_key,
+    tenant_key_not_a_bool,
 );
 
 #[test]
@@ -161,6 +164,9 @@ fn every_fixture_has_a_test() {
         "error_locations",
         "renamed_from_misuse",
         "renamed_column",
+        "tenant_key",
+        "tenant_key_without_source_key",
+        "tenant_key_not_a_bool",
     ];
     known.sort();
     assert_eq!(listed, known);

@@ -359,7 +359,7 @@ fn diff_and_apply_agree_on_a_real_postgresql() {
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied.stdout));
     let mut client = server.client(&db);
     client
-        .batch_execute(r#"INSERT INTO directory."Actor" ("actno", "Navn", "Email", "CreatedAt") VALUES (1, 'one', 'one@example.invalid', now())"#)
+        .batch_execute(r#"INSERT INTO directory."Actor" ("_customer_id", "actno", "Navn", "Email", "CreatedAt") VALUES ('00000000-0000-0000-0000-00000000000a', 1, 'one', 'one@example.invalid', now())"#)
         .unwrap();
     let email_type = |client: &mut postgres::Client| -> String {
         client

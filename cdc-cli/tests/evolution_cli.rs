@@ -691,3 +691,135 @@ fn a_new_not_null_column_without_default_stops_on_rows_until_added_by_hand() {
         ["old", "old", "new"]
     );
 }
+
+#[test]
+fn a_tenant_column_joining_the_key_is_breaking_and_made_on_purpose() {
+    let mut p = Project::new("evo_tenant_key");
+    const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+    edit(
+        p.path(),
+        "services/billing.yaml",
+        "          from: sales.Invoice\n          column_templates:\n            - template: customer_id\n",
+        "          from: sales.Invoice\n          column_templates:\n            - template: customer_id\n              primary_key: true\n",
+    );
+    let breaking = [
+        change(
+            "NULLABILITY_CHANGED",
+            "_customer_id",
+            "breaking",
+            "automatic_unless_data",
+        ),
+        change("PRIMARY_KEY_CHANGED", "", "breaking", "refused"),
+    ];
+    assert_eq!(p.diff("Invoice"), breaking);
+    // The live catalog says the same before anything is written.
+    let live = p.run(&[
+        "diff", "--env", "dev", "--sink", BILLING, "--table", "Invoice",
+    ]);
+    assert_eq!(live.status.code(), Some(1), "{}", text(&live.stderr));
+    let shown = text(&live.stdout);
+    assert!(
+        shown.contains("PRIMARY_KEY_CHANGED") && shown.contains("(_customer_id, InvoiceId)"),
+        "{shown}"
+    );
+    assert_refused(
+        &p,
+        &[
+            "Invoice",
+            "PRIMARY_KEY_CHANGED",
+            "((InvoiceId) -> (_customer_id, InvoiceId))",
+            "NULLABILITY_CHANGED",
+        ],
+    );
+
+    let out = p.ok(&["generate", "--allow-breaking"]);
+    let path = breaking_file("Invoice", 1);
+    assert!(text(&out.stdout).contains(&path), "{}", text(&out.stdout));
+    let written = p.file(&path);
+    assert!(written.contains("_customer_id"), "{written}");
+    // The rows merged before have no tenant: the key cannot be made over them.
+    let refused = p.apply();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("_customer_id") && stderr.contains("NULL"),
+        "the refusal names the tenant column and its NULLs: {stderr}"
+    );
+    assert_eq!(
+        p.live_key("Invoice"),
+        ["InvoiceId"],
+        "the key is left as it was"
+    );
+    // Once the tenant is filled in (as an operator backfills it), the same file applies.
+    p.sql(&format!(
+        r#"UPDATE billing."Invoice" SET "_customer_id" = '{TENANT}'"#
+    ));
+    p.apply_ok();
+    p.assert_live_matches_yaml("Invoice");
+    assert_eq!(p.live_key("Invoice"), ["_customer_id", "InvoiceId"]);
+    assert_eq!(
+        p.strings(r#"SELECT "InvoiceId" || ' ' || "Number" FROM billing."Invoice" ORDER BY 1"#),
+        ["1 N-1", "2 N-2"],
+        "rows kept"
+    );
+    // The merge follows the new key: the same InvoiceId of another tenant is another row, and a
+    // delete of it leaves the first tenant's row.
+    p.sql(
+        r#"INSERT INTO billing."stg_Invoice" ("_customer_id", "InvoiceId", "CustomerId", "Number", "Amount", "IssuedAt", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           VALUES ('00000000-0000-0000-0000-0000000000bb', 1, '00000000-0000-0000-0000-000000000001', 'B-1', 3, '2026-01-04T00:00:00Z', 'c', 400, 5)"#,
+    );
+    assert_eq!(merge(&mut p.client, "billing", "Invoice"), (1, 1, 0, 0));
+    assert_eq!(
+        p.strings(r#"SELECT "Number" FROM billing."Invoice" WHERE "InvoiceId" = 1 ORDER BY 1"#),
+        ["B-1", "N-1"]
+    );
+    p.sql(
+        r#"INSERT INTO billing."stg_Invoice" ("_customer_id", "InvoiceId", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           VALUES ('00000000-0000-0000-0000-0000000000bb', 1, 'd', 500, 6)"#,
+    );
+    assert_eq!(merge(&mut p.client, "billing", "Invoice"), (1, 0, 1, 0));
+    assert_eq!(
+        p.strings(
+            r#"SELECT "Number" FROM billing."Invoice" WHERE "InvoiceId" = 1 AND NOT "__is_deleted" ORDER BY 1"#
+        ),
+        ["N-1"]
+    );
+    // Later runs keep the file; the database skips it.
+    p.ok(&["generate", "--check"]);
+    assert_eq!(p.file(&path), written);
+    p.apply_ok();
+}
+
+#[test]
+fn a_tenant_template_outside_the_key_of_a_db_per_tenant_table_is_warned_about() {
+    let dir = example_project(true);
+    // The example's directory service is db-per-tenant; Actor's tenant leaves its key.
+    edit(
+        dir.path(),
+        "services/directory.yaml",
+        "          from: dbo.Actor\n          column_templates:\n            - template: customer_id\n              primary_key: true\n",
+        "          from: dbo.Actor\n          column_templates:\n            - template: customer_id\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cdc"))
+        .args(["manage-migrations", "generate", "--dry-run"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run cdc");
+    let stderr = text(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("pattern db-per-tenant"))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["warning: services/directory.yaml:23: field `column_templates[0]`: pattern db-per-tenant: sink table `directory.Actor` carries the tenant template `customer_id` (`_customer_id`) outside its primary key: rows of two tenants with the same source key would overwrite each other; add `primary_key: true` to the template reference"],
+        "{stderr}"
+    );
+    // Order Details keeps its tenant key and is not warned about; the key change is breaking.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("PRIMARY_KEY_CHANGED ((_customer_id, actno) -> (actno))"),
+        "{stderr}"
+    );
+}

@@ -20,10 +20,15 @@ use postgres::{Client, GenericClient};
 
 use crate::fixture::{self, describe_error};
 
+/// The tenant (`_customer_id`, which leads the example's keys) of events staged without one given.
+pub const TENANT: &str = "00000000-0000-0000-0000-00000000000a";
+
 /// One change event of `directory.Actor` as the sink connector writes it into `stg_Actor`.
 #[derive(Debug, Clone)]
 pub struct ActorEvent {
-    /// `actno`, the primary key.
+    /// `_customer_id`, the tenant, which leads the primary key (`None`: a NULL tenant).
+    pub tenant: Option<&'static str>,
+    /// `actno`, the source primary key.
     pub key: i32,
     /// `Navn` (`None` for a delete that only carries the key).
     pub name: Option<String>,
@@ -38,6 +43,7 @@ pub struct ActorEvent {
 /// An update (`u`) of Actor `key` to `name`, at position (`ts`, `offset`).
 pub fn upsert(key: i32, name: &str, ts: i64, offset: i64) -> ActorEvent {
     ActorEvent {
+        tenant: Some(TENANT),
         key,
         name: Some(name.to_string()),
         op: "u",
@@ -49,11 +55,19 @@ pub fn upsert(key: i32, name: &str, ts: i64, offset: i64) -> ActorEvent {
 /// A delete of Actor `key` spelled `op` (`d`, `DELETE`, ...), carrying only the key.
 pub fn delete(key: i32, op: &'static str, ts: i64, offset: i64) -> ActorEvent {
     ActorEvent {
+        tenant: Some(TENANT),
         key,
         name: None,
         op,
         ts: Some(ts),
         offset: Some(offset),
+    }
+}
+
+impl ActorEvent {
+    /// The same event of another tenant (`None`: a NULL `_customer_id`).
+    pub fn of_tenant(self, tenant: Option<&'static str>) -> ActorEvent {
+        ActorEvent { tenant, ..self }
     }
 }
 
@@ -82,24 +96,25 @@ pub fn stage_actors(client: &mut impl GenericClient, events: &[ActorEvent]) {
     let ops: Vec<&str> = events.iter().map(|e| e.op).collect();
     let timestamps: Vec<Option<i64>> = events.iter().map(|e| e.ts).collect();
     let offsets: Vec<Option<i64>> = events.iter().map(|e| e.offset).collect();
+    let tenants: Vec<Option<&str>> = events.iter().map(|e| e.tenant).collect();
     execute(
         client,
         "staging actors",
         r#"INSERT INTO directory."stg_Actor"
-               ("actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset",
-                "__kafka_partition", "__kafka_timestamp")
-           SELECT actno, navn, op, ts, kafka_offset, 0, now()
-             FROM unnest($1::int4[], $2::text[], $3::text[], $4::int8[], $5::int8[])
-                  WITH ORDINALITY AS e(actno, navn, op, ts, kafka_offset, position)
+               ("_customer_id", "actno", "Navn", "__cdc_operation", "__source_ts_ms",
+                "__kafka_offset", "__kafka_partition", "__kafka_timestamp")
+           SELECT tenant::uuid, actno, navn, op, ts, kafka_offset, 0, now()
+             FROM unnest($1::int4[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[])
+                  WITH ORDINALITY AS e(actno, navn, op, ts, kafka_offset, tenant, position)
             ORDER BY position"#,
-        &[&keys, &names, &ops, &timestamps, &offsets],
+        &[&keys, &names, &ops, &timestamps, &offsets, &tenants],
     );
 }
 
 /// An `Order Details` event: `(OrderID, ProductID, Quantity, op, ts, offset)`.
 pub type OrderEvent<'a> = (i32, i32, Option<i16>, &'a str, i64, i64);
 
-/// Stages `Order Details` events with one statement, in the order given.
+/// Stages `Order Details` events of tenant [`TENANT`] with one statement, in the order given.
 ///
 /// # Panics
 ///
@@ -118,12 +133,21 @@ pub fn stage_order_details(client: &mut impl GenericClient, events: &[OrderEvent
         client,
         "staging order details",
         r#"INSERT INTO directory."stg_Order Details"
-               ("OrderID", "ProductID", "Quantity", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-           SELECT order_id, product_id, quantity, op, ts, kafka_offset
+               ("_customer_id", "OrderID", "ProductID", "Quantity", "__cdc_operation",
+                "__source_ts_ms", "__kafka_offset")
+           SELECT $7::text::uuid, order_id, product_id, quantity, op, ts, kafka_offset
              FROM unnest($1::int4[], $2::int4[], $3::int2[], $4::text[], $5::int8[], $6::int8[])
                   WITH ORDINALITY AS e(order_id, product_id, quantity, op, ts, kafka_offset, position)
             ORDER BY position"#,
-        &[&orders, &products, &quantities, &ops, &timestamps, &offsets],
+        &[
+            &orders,
+            &products,
+            &quantities,
+            &ops,
+            &timestamps,
+            &offsets,
+            &TENANT,
+        ],
     );
 }
 
@@ -300,6 +324,12 @@ pub fn tombstones(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect()
+}
+
+/// A tombstone key as [`tombstones`] shows it: the tenant [`TENANT`] first, then `source_key`
+/// (`"3"`, `"7, 8"`).
+pub fn tenant_key(source_key: &str) -> String {
+    format!("[\"{TENANT}\", {source_key}]")
 }
 
 /// Whether a table's merge-control flag says it has rows pending.

@@ -27,7 +27,8 @@ fn typed(all: &AllTypes, actor: &Actor) {
     // NOT NULL columns are plain values; `IsActive` → is_active, `_customer_id` → customer_id.
     let _: String = actor.navn.clone();
     let _: bool = actor.is_active;
-    let _: Option<uuid::Uuid> = actor.customer_id;
+    // The tenant key (`primary_key: true` on the template) is NOT NULL.
+    let _: uuid::Uuid = actor.customer_id;
     let _: chrono::NaiveDateTime = actor.created_at;
     let _: Option<String> = actor.cdc_operation.clone();
 }
@@ -62,7 +63,10 @@ fn main() {
     assert_eq!(OrderDetails::SCHEMA, "directory");
     assert_eq!(OrderDetails::TABLE, "Order Details");
     assert_eq!(OrderDetails::STAGING_TABLE, "stg_Order Details");
-    assert_eq!(OrderDetails::PRIMARY_KEY, ["OrderID", "ProductID"]);
+    assert_eq!(
+        OrderDetails::PRIMARY_KEY,
+        ["_customer_id", "OrderID", "ProductID"]
+    );
     assert_eq!(OrderDetails::COL_UNIT_PRICE, "Unit Price");
     assert_eq!(Select::COL_GROUP, "Group");
     assert_eq!(Actor::COL_CUSTOMER_ID, "_customer_id");

@@ -155,7 +155,7 @@ fn a_regenerated_file_is_reapplied_and_its_history_row_updated_not_duplicated(dr
     let original = directory();
     session.apply(&Migrator::new(&original)).expect("apply");
     client
-        .batch_execute("INSERT INTO directory.\"Actor\" (actno, \"Navn\", \"IsActive\", \"CreatedAt\") VALUES (1, 'a', true, now())")
+        .batch_execute("INSERT INTO directory.\"Actor\" (_customer_id, actno, \"Navn\", \"IsActive\", \"CreatedAt\") VALUES ('00000000-0000-0000-0000-00000000000a', 1, 'a', true, now())")
         .expect("row");
 
     // Regenerate from YAML with a new column.

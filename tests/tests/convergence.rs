@@ -29,12 +29,12 @@ fn order_details_ddl(quantity_type: &str, primary_key: &str) -> String {
     "Quantity" {quantity_type} NOT NULL DEFAULT 1,
     "Discount" real NOT NULL DEFAULT 0,
     "Row Version" bytea,
-    "_customer_id" uuid,
+    "_customer_id" uuid NOT NULL,
     {META},
     PRIMARY KEY ({primary_key})
 );
-INSERT INTO directory."Order Details" ("OrderID", "ProductID", "Unit Price", "Quantity", "Discount")
-VALUES (1, 1, 9.99, 3, 0), (1, 2, 19.5, 10, 0.25);"#
+INSERT INTO directory."Order Details" ("_customer_id", "OrderID", "ProductID", "Unit Price", "Quantity", "Discount")
+VALUES ('00000000-0000-0000-0000-00000000000a', 1, 1, 9.99, 3, 0), ('00000000-0000-0000-0000-00000000000a', 1, 2, 19.5, 10, 0.25);"#
     )
 }
 
@@ -47,11 +47,11 @@ fn actor_ddl(navn_type: &str, extra: &str) -> String {
     "Email" varchar(255),
     "IsActive" boolean NOT NULL DEFAULT true,
     "CreatedAt" timestamp(6) NOT NULL DEFAULT now(),
-    "_customer_id" uuid,
+    "_customer_id" uuid NOT NULL,
     {META},{extra}
-    PRIMARY KEY ("actno")
+    PRIMARY KEY ("_customer_id", "actno")
 );
-INSERT INTO directory."Actor" ("actno", "Navn") VALUES (1, 'one'), (2, 'two');"#
+INSERT INTO directory."Actor" ("_customer_id", "actno", "Navn") VALUES ('00000000-0000-0000-0000-00000000000a', 1, 'one'), ('00000000-0000-0000-0000-00000000000a', 2, 'two');"#
     )
 }
 
@@ -179,19 +179,21 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
     let mut c = infrastructure_only("converge_actor");
     c.batch_execute(
         r#"CREATE TABLE directory."Actor" (
-               "actno" integer NOT NULL PRIMARY KEY,
+               "_customer_id" uuid NOT NULL,
+               "actno" integer NOT NULL,
                "Navn" varchar(50) NOT NULL,
                "IsActive" boolean NOT NULL DEFAULT true,
                "CreatedAt" timestamp(6) NOT NULL DEFAULT now(),
                "__cdc_operation" text,
                "__source_ts_ms" bigint,
                "__kafka_offset" bigint,
-               "__source" text NOT NULL DEFAULT 'legacy'
+               "__source" text NOT NULL DEFAULT 'legacy',
+               PRIMARY KEY ("_customer_id", "actno")
            );
-           INSERT INTO directory."Actor" ("actno", "Navn", "CreatedAt", "__source_ts_ms")
-           VALUES (1, 'one', '2020-01-01 10:00:00', 100),
-                  (2, repeat('x', 50), '2021-06-30 23:59:59.123456', 200),
-                  (3, 'three', '2022-02-02 02:02:02', 300);"#,
+           INSERT INTO directory."Actor" ("_customer_id", "actno", "Navn", "CreatedAt", "__source_ts_ms")
+           VALUES ('00000000-0000-0000-0000-00000000000a', 1, 'one', '2020-01-01 10:00:00', 100),
+                  ('00000000-0000-0000-0000-00000000000a', 2, repeat('x', 50), '2021-06-30 23:59:59.123456', 200),
+                  ('00000000-0000-0000-0000-00000000000a', 3, 'three', '2022-02-02 02:02:02', 300);"#,
     )
     .unwrap();
     let rows_before: Vec<String> = c
@@ -217,7 +219,7 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
         ("Email", "character varying(255)", false),
         ("IsActive", "boolean", true),
         ("CreatedAt", "timestamp(6) without time zone", true),
-        ("_customer_id", "uuid", false),
+        ("_customer_id", "uuid", true),
         ("__cdc_operation", "text", false),
         ("__source_ts_ms", "bigint", false),
         ("__kafka_offset", "bigint", false),
@@ -248,7 +250,7 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
     let added = c
         .query_one(
             r#"SELECT count(*) FILTER (WHERE NOT "__is_deleted"), count("__sync_timestamp"),
-                      count("Email"), count("_customer_id")
+                      count("Email"), count("__source_db")
                  FROM directory."Actor""#,
             &[],
         )
@@ -273,8 +275,8 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
     fixture::apply_file(&mut c, sink, "01-tables/Actor-staging.sql")
         .unwrap_or_else(|e| panic!("Actor-staging.sql: {}", describe_error(&e)));
     c.batch_execute(
-        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "Email", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-           VALUES (1, repeat('n', 100), 'one@example.invalid', 'u', 400, 1)"#,
+        r#"INSERT INTO directory."stg_Actor" ("_customer_id", "actno", "Navn", "Email", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           VALUES ('00000000-0000-0000-0000-00000000000a', 1, repeat('n', 100), 'one@example.invalid', 'u', 400, 1)"#,
     )
     .unwrap();
     let merged = c
@@ -303,8 +305,11 @@ fn an_older_actor_table_gets_the_new_column_and_the_wider_type_and_keeps_its_row
 fn a_hand_written_table_in_the_yaml_shape_converges_untouched() {
     // The control for the refusals below: the hand-written DDL they vary is the YAML's shape.
     let mut c = infrastructure_only("converge_control");
-    c.batch_execute(&order_details_ddl("smallint", r#""OrderID", "ProductID""#))
-        .unwrap();
+    c.batch_execute(&order_details_ddl(
+        "smallint",
+        r#""_customer_id", "OrderID", "ProductID""#,
+    ))
+    .unwrap();
     c.batch_execute(&actor_ddl("varchar(100)", "")).unwrap();
     let sink = fixture::sink(DIRECTORY);
     for table in ["Order Details", "Actor"] {
@@ -319,8 +324,11 @@ fn a_hand_written_table_in_the_yaml_shape_converges_untouched() {
 fn narrowing_a_column_is_refused_and_changes_nothing() {
     let mut c = infrastructure_only("converge_narrow");
     // Quantity is smallint in the YAML; the table has it wider.
-    c.batch_execute(&order_details_ddl("integer", r#""OrderID", "ProductID""#))
-        .unwrap();
+    c.batch_execute(&order_details_ddl(
+        "integer",
+        r#""_customer_id", "OrderID", "ProductID""#,
+    ))
+    .unwrap();
     assert_refused(
         &mut c,
         "Order Details",
@@ -385,13 +393,16 @@ fn a_column_missing_from_the_yaml_is_refused_naming_the_drop() {
 fn a_different_primary_key_is_refused() {
     let mut c = infrastructure_only("converge_pk");
     // The same columns, the key's columns in the other order.
-    c.batch_execute(&order_details_ddl("smallint", r#""ProductID", "OrderID""#))
-        .unwrap();
+    c.batch_execute(&order_details_ddl(
+        "smallint",
+        r#""_customer_id", "ProductID", "OrderID""#,
+    ))
+    .unwrap();
     assert_refused(
         &mut c,
         "Order Details",
         &[
-            r#"primary key of directory."Order Details" is (ProductID, OrderID) but the YAML says (OrderID, ProductID)"#,
+            r#"primary key of directory."Order Details" is (_customer_id, ProductID, OrderID) but the YAML says (_customer_id, OrderID, ProductID)"#,
             "ADD PRIMARY KEY",
         ],
     );
@@ -405,8 +416,8 @@ fn a_new_not_null_column_without_default_is_refused_over_rows_and_added_to_an_em
         &actor_ddl("text", "")
             .replace("    \"Navn\" text NOT NULL,\n", "")
             .replace(
-                r#"("actno", "Navn") VALUES (1, 'one'), (2, 'two')"#,
-                r#"("actno") VALUES (1), (2)"#,
+                r#"("_customer_id", "actno", "Navn") VALUES ('00000000-0000-0000-0000-00000000000a', 1, 'one'), ('00000000-0000-0000-0000-00000000000a', 2, 'two')"#,
+                r#"("_customer_id", "actno") VALUES ('00000000-0000-0000-0000-00000000000a', 1), ('00000000-0000-0000-0000-00000000000a', 2)"#,
             ),
     )
     .unwrap();

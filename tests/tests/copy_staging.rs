@@ -5,7 +5,7 @@
 use cdc_runtime::rows::{
     copy_into_staging, copy_staged, select_all, KafkaCoordinates, Staged, StagingRow, TableRow,
 };
-use cdc_testkit::merge::{example_database, staged, trigger_pending_merges};
+use cdc_testkit::merge::{example_database, staged, trigger_pending_merges, TENANT};
 use chrono::{DateTime, Utc};
 
 mod rows {
@@ -17,6 +17,7 @@ use rows::directory::Actor;
 /// An upsert of Actor `actno` named `name` at position (`ts`, `offset`).
 fn actor(actno: i32, name: &str, ts: i64, offset: i64) -> Actor {
     Actor {
+        customer_id: TENANT.parse().unwrap(),
         actno,
         navn: name.to_string(),
         is_active: true,

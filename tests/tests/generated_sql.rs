@@ -36,14 +36,14 @@ fn expected_tables() -> Vec<Expected> {
         Expected {
             schema: "directory",
             table: "Actor",
-            primary_key: &["actno"],
+            primary_key: &["_customer_id", "actno"],
             columns: with_meta(&[
                 ("actno", "integer", true),
                 ("Navn", "character varying(100)", true),
                 ("Email", "character varying(255)", false),
                 ("IsActive", "boolean", true),
                 ("CreatedAt", "timestamp(6) without time zone", true),
-                ("_customer_id", "uuid", false),
+                ("_customer_id", "uuid", true),
             ]),
         },
         Expected {
@@ -101,7 +101,7 @@ fn expected_tables() -> Vec<Expected> {
         Expected {
             schema: "directory",
             table: "Order Details",
-            primary_key: &["OrderID", "ProductID"],
+            primary_key: &["_customer_id", "OrderID", "ProductID"],
             columns: with_meta(&[
                 ("OrderID", "integer", true),
                 ("ProductID", "integer", true),
@@ -109,7 +109,7 @@ fn expected_tables() -> Vec<Expected> {
                 ("Quantity", "smallint", true),
                 ("Discount", "real", true),
                 ("Row Version", "bytea", false),
-                ("_customer_id", "uuid", false),
+                ("_customer_id", "uuid", true),
             ]),
         },
         Expected {
@@ -606,8 +606,8 @@ fn applying_everything_a_second_time_succeeds_and_changes_nothing() {
     // A row in each final table with a key, so that a table rewrite or a lost row would show.
     client
         .batch_execute(
-            r#"INSERT INTO directory."Actor" (actno, "Navn") VALUES (1, 'one');
-               INSERT INTO directory."Order Details" ("OrderID", "ProductID") VALUES (1, 2);
+            r#"INSERT INTO directory."Actor" (_customer_id, actno, "Navn") VALUES ('00000000-0000-0000-0000-00000000000a', 1, 'one');
+               INSERT INTO directory."Order Details" (_customer_id, "OrderID", "ProductID") VALUES ('00000000-0000-0000-0000-00000000000a', 1, 2);
                INSERT INTO billing."Invoice" ("InvoiceId", "CustomerId", "Number", "Amount", "IssuedAt")
                     VALUES (1, gen_random_uuid(), 'N-1', 10.5, now());"#,
         )

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdc_testkit::merge::{
     actor, actors, example_database, pending, scalar_i64, stage_actors, staged, upsert, ActorEvent,
-    ActorRow,
+    ActorRow, TENANT,
 };
 
 /// `n` events over `keys` keys, every tenth a delete, positions increasing; and the truth
@@ -30,6 +30,7 @@ fn workload(n: i64, keys: i32, seed: u64) -> (Vec<ActorEvent>, Vec<ActorRow>) {
         let (ts, offset) = (1_000 + i, i);
         if next() % 10 == 0 {
             events.push(ActorEvent {
+                tenant: Some(TENANT),
                 key,
                 name: None,
                 op: "d",
@@ -225,8 +226,8 @@ fn run_pending_merges_commits_each_table_on_its_own_and_reports_the_round() {
     let (events, truth) = workload(5_000, 500, 3);
     stage_in_chunks(&mut c, &events);
     c.batch_execute(
-        r#"INSERT INTO directory."stg_Order Details" ("OrderID", "ProductID", "Quantity", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-           SELECT g / 10, g % 10, 1, 'c', g, g FROM generate_series(1, 300) AS g"#,
+        r#"INSERT INTO directory."stg_Order Details" ("_customer_id", "OrderID", "ProductID", "Quantity", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           SELECT '00000000-0000-0000-0000-00000000000a', g / 10, g % 10, 1, 'c', g, g FROM generate_series(1, 300) AS g"#,
     )
     .unwrap();
     let round = c

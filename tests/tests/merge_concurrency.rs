@@ -110,22 +110,22 @@ fn concurrent_trigger_pending_merges_merge_every_row_exactly_once() {
     let mut staging = c.transaction().unwrap();
     staging
         .execute(
-            r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-               SELECT k, 'old-' || k, 'c', 1, k FROM generate_series(1, $1) AS k"#,
+            r#"INSERT INTO directory."stg_Actor" ("_customer_id", "actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+               SELECT '00000000-0000-0000-0000-00000000000a', k, 'old-' || k, 'c', 1, k FROM generate_series(1, $1) AS k"#,
             &[&ACTORS],
         )
         .unwrap();
     staging
         .execute(
-            r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-               SELECT k, 'new-' || k, 'u', 2, $1 + k FROM generate_series(1, $1) AS k"#,
+            r#"INSERT INTO directory."stg_Actor" ("_customer_id", "actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+               SELECT '00000000-0000-0000-0000-00000000000a', k, 'new-' || k, 'u', 2, $1 + k FROM generate_series(1, $1) AS k"#,
             &[&ACTORS],
         )
         .unwrap();
     staging
         .execute(
-            r#"INSERT INTO directory."stg_Order Details" ("OrderID", "ProductID", "Quantity", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-               SELECT k / 10, k % 10, 1, 'c', 1, k FROM generate_series(1, $1) AS k"#,
+            r#"INSERT INTO directory."stg_Order Details" ("_customer_id", "OrderID", "ProductID", "Quantity", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+               SELECT '00000000-0000-0000-0000-00000000000a', k / 10, k % 10, 1, 'c', 1, k FROM generate_series(1, $1) AS k"#,
             &[&ORDERS],
         )
         .unwrap();

@@ -63,6 +63,12 @@ fn metadata_fields(config: &BTreeMap<String, String>) -> Vec<String> {
                 fields.push("__deleted".to_string());
             }
             Some("org.apache.kafka.connect.transforms.InsertField$Value") => {
+                if let Some(field) = key("static.field") {
+                    // A constant per connector: the tenant of its source database.
+                    assert!(key("static.value").is_some(), "{t}.static.value");
+                    fields.push(field.clone());
+                    continue;
+                }
                 for k in ["offset.field", "partition.field", "timestamp.field"] {
                     fields.push(key(k).unwrap_or_else(|| panic!("{t}.{k}")).clone());
                 }
@@ -98,9 +104,11 @@ fn rows_written_as_the_readme_connector_writes_them_merge_into_the_truth() {
             "__deleted",
             "__kafka_offset",
             "__kafka_partition",
-            "__kafka_timestamp"
+            "__kafka_timestamp",
+            "_customer_id"
         ]
     );
+    let tenant = &config["transforms.tenant.static.value"];
 
     let (_db, mut c) = example_database("merge_debezium");
     // Every field the sink writes is a staging column (schema.evolution=none would fail otherwise).
@@ -125,7 +133,7 @@ fn rows_written_as_the_readme_connector_writes_them_merge_into_the_truth() {
     // value) follows each delete and is dropped by the transform: nothing is written for it.
     let insert = format!(
         r#"INSERT INTO "{schema}"."{staging}" ("actno", "Navn", "Email", {meta})
-           VALUES ($1, $2, $3, $4, $5, 'Directory', 'Actor', $6, $7, 0, now())"#,
+           VALUES ($1, $2, $3, $4, $5, 'Directory', 'Actor', $6, $7, 0, now(), '{tenant}')"#,
         meta = fields
             .iter()
             .map(|f| format!("\"{f}\""))
@@ -210,19 +218,19 @@ fn every_spelling_of_the_operations_is_understood() {
     // Upserts: c, r, u, INSERT, UPDATE, READ (any case); deletes: d, DELETE, or __deleted = 'true'
     // whatever the op says.
     c.batch_execute(
-        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__op", "__deleted", "__source_ts_ms", "__kafka_offset")
-           VALUES (1, 'a', 'c', NULL, NULL, 1, 1), (2, 'b', NULL, 'r', NULL, 1, 2),
-                  (3, 'c', 'u', NULL, NULL, 1, 3), (4, 'd', 'INSERT', NULL, NULL, 1, 4),
-                  (5, 'e', NULL, 'update', NULL, 1, 5), (6, 'f', 'READ', NULL, 'false', 1, 6),
-                  (7, 'g', 'c', NULL, NULL, 1, 7), (8, 'h', 'c', NULL, NULL, 1, 8),
-                  (9, 'i', 'c', NULL, NULL, 1, 9)"#,
+        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__op", "__deleted", "__source_ts_ms", "__kafka_offset", "_customer_id")
+           VALUES (1, 'a', 'c', NULL, NULL, 1, 1, '00000000-0000-0000-0000-00000000000a'), (2, 'b', NULL, 'r', NULL, 1, 2, '00000000-0000-0000-0000-00000000000a'),
+                  (3, 'c', 'u', NULL, NULL, 1, 3, '00000000-0000-0000-0000-00000000000a'), (4, 'd', 'INSERT', NULL, NULL, 1, 4, '00000000-0000-0000-0000-00000000000a'),
+                  (5, 'e', NULL, 'update', NULL, 1, 5, '00000000-0000-0000-0000-00000000000a'), (6, 'f', 'READ', NULL, 'false', 1, 6, '00000000-0000-0000-0000-00000000000a'),
+                  (7, 'g', 'c', NULL, NULL, 1, 7, '00000000-0000-0000-0000-00000000000a'), (8, 'h', 'c', NULL, NULL, 1, 8, '00000000-0000-0000-0000-00000000000a'),
+                  (9, 'i', 'c', NULL, NULL, 1, 9, '00000000-0000-0000-0000-00000000000a')"#,
     )
     .unwrap();
     assert_eq!(merge(&mut c, "directory", "Actor"), (9, 9, 0, 0));
     c.batch_execute(
-        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__op", "__deleted", "__source_ts_ms", "__kafka_offset")
-           VALUES (7, 'g', 'd', NULL, NULL, 2, 10), (8, 'h', NULL, 'D', NULL, 2, 11),
-                  (9, 'i', NULL, 'u', 'TRUE', 2, 12), (1, 'a', 'Delete', NULL, NULL, 2, 13)"#,
+        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__op", "__deleted", "__source_ts_ms", "__kafka_offset", "_customer_id")
+           VALUES (7, 'g', 'd', NULL, NULL, 2, 10, '00000000-0000-0000-0000-00000000000a'), (8, 'h', NULL, 'D', NULL, 2, 11, '00000000-0000-0000-0000-00000000000a'),
+                  (9, 'i', NULL, 'u', 'TRUE', 2, 12, '00000000-0000-0000-0000-00000000000a'), (1, 'a', 'Delete', NULL, NULL, 2, 13, '00000000-0000-0000-0000-00000000000a')"#,
     )
     .unwrap();
     assert_eq!(merge(&mut c, "directory", "Actor"), (4, 0, 4, 0));
@@ -242,8 +250,8 @@ fn offset_gaps_are_reported_per_partition() {
     let (_db, mut c) = example_database("merge_gaps");
     let stage = |c: &mut postgres::Client, partition: i32, from: i64, to: i64| {
         c.execute(
-            r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset", "__kafka_partition")
-               SELECT g::int, 'x', 'c', g, g, $1 FROM generate_series($2::bigint, $3::bigint) AS g"#,
+            r#"INSERT INTO directory."stg_Actor" ("_customer_id", "actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset", "__kafka_partition")
+               SELECT '00000000-0000-0000-0000-00000000000a', g::int, 'x', 'c', g, g, $1 FROM generate_series($2::bigint, $3::bigint) AS g"#,
             &[&partition, &from, &to],
         )
         .unwrap();

@@ -6,7 +6,7 @@
 
 use cdc_testkit::merge::{
     actor, actors, errors, example_database, merge, pending, query, scalar_i64, stage_actors,
-    stage_order_details, staged, trigger_pending_merges, upsert, ActorEvent,
+    stage_order_details, staged, trigger_pending_merges, upsert, ActorEvent, TENANT,
 };
 
 /// `(sqlstate, message, kafka_offset, row_data->>'actno')` of the Actor dead letters, by id.
@@ -36,6 +36,7 @@ fn poison_rows_go_to_the_dead_letters_and_the_rest_of_the_batch_merges() {
             upsert(1, "fine", 1, 1),
             // NULL in the NOT NULL column "Navn".
             ActorEvent {
+                tenant: Some(TENANT),
                 key: 2,
                 name: None,
                 op: "u",
@@ -48,8 +49,8 @@ fn poison_rows_go_to_the_dead_letters_and_the_rest_of_the_batch_merges() {
     );
     // A NULL key.
     c.batch_execute(
-        r#"INSERT INTO directory."stg_Actor" ("actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
-           VALUES (NULL, 'no key', 'c', 1, 5)"#,
+        r#"INSERT INTO directory."stg_Actor" ("_customer_id", "actno", "Navn", "__cdc_operation", "__source_ts_ms", "__kafka_offset")
+           VALUES ('00000000-0000-0000-0000-00000000000a', NULL, 'no key', 'c', 1, 5)"#,
     )
     .unwrap();
 

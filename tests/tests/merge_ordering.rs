@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use cdc_testkit::fixture;
 use cdc_testkit::merge::{
     actor, actors, delete, errors, example_database, merge, merge_in_batches, processing_log,
-    scalar_i64, stage_actors, stage_order_details, staged, tombstones, upsert, ActorEvent,
-    ActorRow, LogRow,
+    scalar_i64, stage_actors, stage_order_details, staged, tenant_key, tombstones, upsert,
+    ActorEvent, ActorRow, LogRow, TENANT,
 };
 
 #[test]
@@ -33,6 +33,7 @@ fn the_latest_event_per_key_wins_within_a_batch_whatever_the_insertion_order() {
             upsert(12, "back", 60, 6),
             // Key 13: an event without a position (NULLs) loses to any positioned event.
             ActorEvent {
+                tenant: Some(TENANT),
                 key: 13,
                 name: Some("snapshot".into()),
                 op: "r",
@@ -55,7 +56,7 @@ fn the_latest_event_per_key_wins_within_a_batch_whatever_the_insertion_order() {
     );
     assert_eq!(
         tombstones(&mut c, "directory", "Actor"),
-        [("[11]".to_string(), 200, 2)]
+        [(tenant_key("11"), 200, 2)]
     );
     let log = processing_log(&mut c, "directory", "Actor");
     assert_eq!(log.len(), 1);
@@ -158,7 +159,7 @@ fn late_older_events_are_stale_and_never_resurrect_a_deleted_row() {
     );
     assert_eq!(
         tombstones(&mut c, "directory", "Order Details"),
-        [("[7, 8]".to_string(), 20, 2)]
+        [(tenant_key("7, 8"), 20, 2)]
     );
     assert!(errors(&mut c).is_empty());
 }
@@ -242,7 +243,7 @@ fn more_rows_than_one_batch_end_in_the_latest_state() {
     // Every key whose latest event is a delete has a tombstone at that event's position.
     let tombs = tombstones(&mut c, "directory", "Actor");
     for e in latest.values().filter(|e| e.op != "u") {
-        let key = format!("[{}]", e.key);
+        let key = tenant_key(&e.key.to_string());
         let found = tombs.iter().find(|t| t.0 == key);
         assert_eq!(
             found.map(|t| (t.1, t.2)),

@@ -7,10 +7,9 @@
 mod defaults;
 mod expression;
 mod metadata;
+mod templates;
 
 use std::collections::{BTreeMap, HashMap};
-
-use cdc_core::layout::TEMPLATES_FILE;
 
 pub use self::defaults::translate_default;
 pub use self::expression::check_single_expression;
@@ -368,63 +367,13 @@ pub fn build_full_column_list(
         ));
     }
 
-    for (index, reference) in input.template_refs.iter().enumerate() {
-        let field = YamlPath::root()
-            .key("column_templates")
-            .item(index)
-            .key("template");
-        let template_issue = |message: String| {
-            PipelineIssue::new(
-                field.to_string(),
-                IssueSite::SinkTableEntry(field.clone()),
-                message,
-            )
-        };
-        let Some(template) = input.templates.get(&reference.template) else {
-            let known: Vec<&str> = input.templates.keys().map(String::as_str).collect();
-            issues.push(template_issue(format!(
-                "unknown column template `{}` (known: {})",
-                reference.template,
-                if known.is_empty() {
-                    format!("none; is {TEMPLATES_FILE} missing?")
-                } else {
-                    known.join(", ")
-                }
-            )));
-            continue;
-        };
-        let name: &str = reference.name.as_deref().unwrap_or(&template.name);
-        if let Err(message) = check_identifier(name) {
-            issues.push(template_issue(format!(
-                "template column name cannot be represented: {message}"
-            )));
-            continue;
-        }
-        let pg_type = match PgType::parse(&template.type_name) {
-            Ok(t) => t,
-            Err(message) => {
-                issues.push(template_issue(format!(
-                    "template `{}`: {message}",
-                    reference.template
-                )));
-                continue;
-            }
-        };
-        if let Some(first) = seen.insert(name.to_lowercase(), FirstSeen::Template(name, index)) {
-            issues.push(template_issue(format!(
-                "template column `{name}` collides with column `{}`",
-                first.name()
-            )));
-            continue;
-        }
-        columns.push(Column {
-            name: name.to_string(),
-            pg_type,
-            not_null: template.not_null,
-            default: template.default.clone(),
-            origin: ColumnOrigin::Template,
-        });
-    }
+    let tenant_key = templates::push_template_columns(
+        &input,
+        !primary_key_resolved.is_empty(),
+        &mut seen,
+        &mut columns,
+        &mut issues,
+    );
 
     for meta in METADATA_NAMES {
         // The names are lowercase already.
@@ -454,7 +403,8 @@ pub fn build_full_column_list(
     if issues.is_empty() {
         Ok(TableColumns {
             columns,
-            primary_key: primary_key_resolved,
+            // The tenant key leads: rows are told apart by tenant first.
+            primary_key: tenant_key.into_iter().chain(primary_key_resolved).collect(),
             warnings,
         })
     } else {

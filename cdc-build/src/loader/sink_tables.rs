@@ -14,7 +14,7 @@ use crate::columns::{
 };
 use crate::ident::{check_file_stem, check_identifier};
 use crate::location::YamlPath;
-use crate::model::{OneOrMany, RawSinkTable, RawTable};
+use crate::model::{OneOrMany, RawSinkTable, RawTable, RawTemplateRef};
 use crate::project::{SinkTable, TableNames};
 
 /// The column pipeline's result for one sink table.
@@ -174,8 +174,17 @@ impl Loader {
         if service.pattern == Pattern::DbShared && !names_customer_id(entry) {
             self.warn(Finding::at(
                 &service.file,
-                entry_path.key("column_templates"),
+                entry_path.clone().key("column_templates"),
                 format!("pattern db-shared: sink table `{key}` has no customer_id column template"),
+            ));
+        }
+        if service.pattern == Pattern::DbPerTenant && !built.primary_key.is_empty() {
+            self.warnings.extend(tenant_outside_key(
+                &service.file,
+                &entry_path,
+                key,
+                entry,
+                project,
             ));
         }
         Some(SinkTable {
@@ -257,12 +266,56 @@ fn exact_table_path(schemas_dir: &Path, from: &str) -> Option<PathBuf> {
 
 /// Whether a sink table references a column template for the tenant's `customer_id`.
 fn names_customer_id(entry: &RawSinkTable) -> bool {
-    entry.column_templates.iter().any(|r| {
-        r.template.to_lowercase().contains("customer_id")
-            || r.name
-                .as_deref()
-                .is_some_and(|n| n.to_lowercase().contains("customer_id"))
-    })
+    entry.column_templates.iter().any(is_tenant_template)
+}
+
+/// Whether a template reference is the tenant's `customer_id`, by template key or column name.
+fn is_tenant_template(reference: &RawTemplateRef) -> bool {
+    reference.template.to_lowercase().contains("customer_id")
+        || reference
+            .name
+            .as_deref()
+            .is_some_and(|n| n.to_lowercase().contains("customer_id"))
+}
+
+/// Warnings for a `db-per-tenant` sink table with a primary key whose tenant template
+/// references (by key, column name or value: `customer_id`) are outside that key.
+fn tenant_outside_key(
+    service_file: &Path,
+    entry_path: &YamlPath,
+    key: &str,
+    entry: &RawSinkTable,
+    project: &ProjectFiles,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (index, reference) in entry.column_templates.iter().enumerate() {
+        let template = project.templates.get(&reference.template);
+        let tenant = is_tenant_template(reference)
+            || template.is_some_and(|t| {
+                [Some(&t.name), t.value.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|text| text.to_lowercase().contains("customer_id"))
+            });
+        if reference.primary_key || !tenant {
+            continue;
+        }
+        let column = match (&reference.name, template) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(template)) => template.name.as_str(),
+            (None, None) => reference.template.as_str(),
+        };
+        let item = YamlPath::root().key("column_templates").item(index);
+        let message = format!(
+            "pattern db-per-tenant: sink table `{key}` carries the tenant template `{}` (`{column}`) outside its primary key: rows of two tenants with the same source key would overwrite each other; add `primary_key: true` to the template reference",
+            reference.template
+        );
+        findings.push(
+            Finding::at(service_file, entry_path.clone().join(&item), message)
+                .field(item.to_string()),
+        );
+    }
+    findings
 }
 
 /// Runs the column pipeline for one sink table with its source-table options.
@@ -324,7 +377,6 @@ impl IssueFiles<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RawTemplateRef;
 
     #[test]
     fn customer_id_templates_are_recognised_by_key_or_column_name() {
@@ -335,6 +387,7 @@ mod tests {
             column_templates: vec![RawTemplateRef {
                 template: template.into(),
                 name: name.map(str::to_string),
+                primary_key: false,
             }],
             soft_delete: None,
         };
