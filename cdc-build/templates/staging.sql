@@ -190,6 +190,10 @@ BEGIN
     END IF;
 END
 {{ tag|safe }};
+{%- if citus_table %}
+
+{{ distribute|safe }}
+{%- endif %}
 
 DROP FUNCTION IF EXISTS {{ schema }}.{{ merge_function }}(INTEGER);
 
@@ -372,5 +376,18 @@ BEGIN
 END;
 {{ tag|safe }};
 
+{% if citus_table -%}
+-- Citus refuses triggers on its tables: where it manages the staging table, the orchestrator
+-- treats the table as pending without being flagged. Elsewhere the trigger flags it.
+DO {{ tag|safe }}
+BEGIN
+    IF NOT {{ citus_present|safe }} THEN
+        CREATE OR REPLACE TRIGGER {{ mark_trigger }} AFTER INSERT ON {{ schema }}.{{ staging }}
+            FOR EACH STATEMENT EXECUTE FUNCTION {{ management }}."mark_table_for_merge"({{ table|lit }});
+    END IF;
+END
+{{ tag|safe }};
+{%- else -%}
 CREATE OR REPLACE TRIGGER {{ mark_trigger }} AFTER INSERT ON {{ schema }}.{{ staging }}
     FOR EACH STATEMENT EXECUTE FUNCTION {{ management }}."mark_table_for_merge"({{ table|lit }});
+{%- endif %}

@@ -128,6 +128,8 @@ cases!(
     error_locations,
     renamed_from_misuse,
     renamed_column,
+    distribution,
+    distribution_errors,
 );
 
 #[test]
@@ -161,6 +163,8 @@ fn every_fixture_has_a_test() {
         "error_locations",
         "renamed_from_misuse",
         "renamed_column",
+        "distribution",
+        "distribution_errors",
     ];
     known.sort();
     assert_eq!(listed, known);
