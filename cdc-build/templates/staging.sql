@@ -144,6 +144,18 @@ INSERT INTO {{ management }}."merge_dead_letters"
               FROM {{ schema }}.{{ staging }} AS s
              WHERE {{ condition|safe }};
 {%- endmacro -%}
+{% if citus_table -%}
+-- Citus: this file's transaction creates functions after changing distributed tables, which
+-- Citus allows only over one connection per worker.
+DO {{ tag|safe }}
+BEGIN
+    IF {{ citus_present|safe }} THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
+END
+{{ tag|safe }};
+
+{% endif -%}
 -- Staging table: written by the sink connector, emptied by the merge. No NOT NULL:
 -- a row the final table would refuse goes to the dead letters, not back to the connector.
 CREATE UNLOGGED TABLE IF NOT EXISTS {{ schema }}.{{ staging }} (

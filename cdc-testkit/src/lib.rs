@@ -36,6 +36,8 @@
 
 mod binaries;
 pub mod citus;
+#[cfg(feature = "fixture")]
+pub mod citus_project;
 mod error;
 mod files;
 #[cfg(feature = "fixture")]
