@@ -189,3 +189,32 @@ fn pkglibdir() -> Result<PathBuf, HarnessError> {
         .filter(|dir| !dir.as_os_str().is_empty());
     Ok(from_pg_config.unwrap_or_else(|| bindir.join("../lib")))
 }
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn a_missing_citus_names_the_install_script() {
+        let message = HarnessError::CitusNotInstalled {
+            libdir: PathBuf::from("/usr/lib/postgresql/15/lib"),
+            script: INSTALL_SCRIPT,
+        }
+        .to_string();
+        assert!(
+            message.contains("no citus.so in /usr/lib/postgresql/15/lib"),
+            "{message}"
+        );
+        assert!(
+            message.contains("../shared/vendor/citus/install.sh"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_library_directory_is_found() {
+        // This machine runs the Citus tests, so the check passes here.
+        let libdir = pkglibdir().unwrap();
+        assert!(libdir.join("plpgsql.so").is_file(), "{}", libdir.display());
+    }
+}

@@ -339,3 +339,103 @@ fn the_same_files_apply_to_plain_postgresql_with_the_trigger_and_no_citus_call()
         );
     }
 }
+
+#[test]
+fn a_sink_applied_before_citus_moves_onto_the_cluster_when_its_files_run_again() {
+    let cluster = shared_cluster();
+    let (db, mut client) = database(cluster, "citus_late");
+    // The sink ran on this database before Citus was there: no extension yet.
+    client.batch_execute("DROP EXTENSION citus").unwrap();
+    let sinks = generate_project(&fixture_project());
+    apply_project(&mut client, &sinks);
+    assert_eq!(
+        staging_triggers(&mut client).len(),
+        2,
+        "plain PostgreSQL: triggers"
+    );
+    client
+        .batch_execute(
+            "INSERT INTO sales.\"Orders\" (\"TenantId\", \"Id\") SELECT t, 1 FROM generate_series(1, 30) AS t;
+             INSERT INTO sales.\"stg_Orders\" (\"TenantId\", \"Id\") SELECT t, 2 FROM generate_series(1, 10) AS t;",
+        )
+        .unwrap();
+    // Citus arrives; the files run again (their history rows removed, as the README says).
+    client.batch_execute("CREATE EXTENSION citus").unwrap();
+    drop(client);
+    let mut client = cluster.client(&db);
+    client
+        .batch_execute(&format!(
+            "SELECT citus_set_coordinator_host('127.0.0.1', {});",
+            cluster.coordinator().port()
+        ))
+        .unwrap();
+    for node in cluster.nodes() {
+        client
+            .batch_execute(&format!(
+                "SELECT citus_add_node('127.0.0.1', {})",
+                node.port()
+            ))
+            .unwrap();
+    }
+    client
+        .batch_execute("DELETE FROM cdc_management.migration_history")
+        .unwrap();
+    apply_project(&mut client, &sinks);
+    assert_eq!(
+        citus_tables(&mut client)
+            .iter()
+            .filter(|(r, _, _)| r.contains("Orders"))
+            .map(|(_, p, _)| p.as_str())
+            .collect::<Vec<_>>(),
+        vec!["by TenantId"; 3]
+    );
+    assert!(staging_triggers(&mut client).is_empty(), "triggers dropped");
+    // The rows moved into the shards, and the shell tables hold none of their own.
+    let count =
+        |client: &mut Client, sql: &str| -> i64 { client.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM sales.\"Orders\""),
+        30
+    );
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM sales.\"stg_Orders\""),
+        10
+    );
+    // pg_relation_size reads the coordinator's own heap of the shell table.
+    for shell in ["sales.\"Orders\"", "sales.\"stg_Orders\""] {
+        let local: i64 = client
+            .query_one("SELECT pg_relation_size($1::text::regclass)", &[&shell])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            local, 0,
+            "local rows of {shell} truncated after distributing"
+        );
+    }
+    assert_eq!(verify(&mut client, &sinks), Vec::<String>::new());
+    assert_eq!(live_diff(&mut client, &fixture_project()), vec![]);
+}
+
+#[test]
+fn a_table_placed_otherwise_is_refused_with_the_manual_step() {
+    let cluster = shared_cluster();
+    let (_db, mut client) = database(cluster, "citus_placed_otherwise");
+    let sinks = generate_project(&fixture_project());
+    client
+        .batch_execute(
+            "CREATE SCHEMA sales;
+             CREATE TABLE sales.\"Country\" (\"Code\" char(2) PRIMARY KEY);
+             SELECT create_distributed_table('sales.\"Country\"', 'Code');",
+        )
+        .unwrap();
+    let migrations = migrations_of(&sinks[0]);
+    let error = Migrator::new(&migrations)
+        .apply(&mut client)
+        .expect_err("the YAML says reference")
+        .to_string();
+    assert!(error.contains("Country.sql"), "{error}");
+    assert!(
+        error.contains("is placed on Citus as by Code, the YAML says reference"),
+        "{error}"
+    );
+}
