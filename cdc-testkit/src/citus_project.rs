@@ -18,6 +18,7 @@ use cdc_build::GeneratedSink;
 use cdc_runtime::Migrator;
 use postgres::Client;
 
+use crate::citus::CitusCluster;
 use crate::fixture::{describe_error, files_in_apply_order, migrations_of, run_in_transaction};
 
 /// The `Generated:` timestamp used for the in-memory generation.
@@ -32,6 +33,25 @@ pub fn generate_project(root: &Path) -> Vec<GeneratedSink> {
     let project = cdc_build::load_project(root, &cdc_build::Filter::default())
         .unwrap_or_else(|e| panic!("loading the project at {}: {e}", root.display()));
     cdc_build::generate(&project, &cdc_build::GenerateOptions::new(GENERATED_AT)).render_all()
+}
+
+/// A fresh database on `cluster` (every node, the extension, the nodes registered) with the
+/// project under `root` generated and applied: the database's name, a coordinator client and
+/// the generated sinks.
+///
+/// # Panics
+///
+/// Panics if the project does not load or a file fails.
+pub fn cluster_database_with_project(
+    cluster: &CitusCluster,
+    prefix: &str,
+    root: &Path,
+) -> (String, Client, Vec<GeneratedSink>) {
+    let db = cluster.create_database(prefix);
+    let mut client = cluster.client(&db);
+    let sinks = generate_project(root);
+    apply_project(&mut client, &sinks);
+    (db, client, sinks)
 }
 
 /// Applies every sink with the runtime's migrator (history, checksums, one transaction per
