@@ -151,6 +151,26 @@ BEGIN
 END;
 $cdc$;
 
+-- Whether Citus manages the table (distributed by a column, or a reference table). Such a
+-- table's shards live on other nodes, where a row's ctid means nothing to the coordinator: its
+-- merge reads one snapshot of the whole staging table instead of ctid ranges (DESIGN.md §12).
+-- False on a server without the citus extension (its catalog is only read when present).
+CREATE OR REPLACE FUNCTION {{management_schema}}."is_citus_table"(p_table REGCLASS)
+RETURNS BOOLEAN
+LANGUAGE plpgsql
+STABLE
+AS $cdc$
+DECLARE
+    v_found BOOLEAN := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+           INTO v_found USING p_table;
+    END IF;
+    RETURN v_found;
+END;
+$cdc$;
+
 -- Whether changing a column from one type to another keeps every value
 -- (types as format_type() prints them).
 CREATE OR REPLACE FUNCTION {{management_schema}}."is_safe_type_change"(p_from TEXT, p_to TEXT)
@@ -410,6 +430,7 @@ AS $cdc$
 DECLARE
     v_function TEXT;
     v_batch INTEGER;
+    v_citus BOOLEAN;
     v_started TIMESTAMPTZ := clock_timestamp();
     v_consumed BIGINT;
     v_upserted BIGINT;
@@ -422,8 +443,9 @@ DECLARE
 BEGIN
     rows_consumed := 0; rows_upserted := 0; rows_deleted := 0; rows_stale := 0; rows_dead_lettered := 0;
     p_error := NULL;
-    SELECT mc."merge_function", coalesce(p_batch_size, mc."batch_size", 1000000)
-      INTO v_function, v_batch
+    SELECT mc."merge_function", coalesce(p_batch_size, mc."batch_size", 1000000),
+           {{management_schema}}."is_citus_table"(to_regclass(format('%I.%I', mc."schema_name", mc."staging_table")))
+      INTO v_function, v_batch, v_citus
       FROM {{management_schema}}."merge_control" AS mc
      WHERE mc."schema_name" = p_schema AND mc."table_name" = p_table;
     IF v_function IS NULL THEN
@@ -434,7 +456,15 @@ BEGIN
     UPDATE {{management_schema}}."merge_control" AS mc
        SET "pending" = false, "pending_since" = NULL, "last_merge_started_at" = v_started
      WHERE mc."schema_name" = p_schema AND mc."table_name" = p_table;
-    COMMIT;
+    -- A Citus table's batch is every staged row of one snapshot: its transactions run at
+    -- REPEATABLE READ so that all the batch's statements, on every shard, see the same rows
+    -- (the isolation level is set right after COMMIT, before the transaction's first query).
+    IF v_citus THEN
+        COMMIT;
+        SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+    ELSE
+        COMMIT;
+    END IF;
     LOOP
         BEGIN
             EXECUTE format('SELECT * FROM %I.%I($1, 1)', p_schema, v_function)
@@ -449,7 +479,12 @@ BEGIN
                SET "last_error_at" = now(), "pending" = true, "pending_since" = coalesce(mc."pending_since", now())
              WHERE mc."schema_name" = p_schema AND mc."table_name" = p_table;
         END;
-        COMMIT;
+        IF v_citus AND p_error IS NULL THEN
+            COMMIT;
+            SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+        ELSE
+            COMMIT;
+        END IF;
         EXIT WHEN p_error IS NOT NULL;
         rows_consumed := rows_consumed + v_consumed;
         rows_upserted := rows_upserted + v_upserted;

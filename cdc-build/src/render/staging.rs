@@ -75,6 +75,11 @@ struct StagingSql<'a> {
     key_columns: Vec<StagingColumn>,
     staging_columns: Vec<StagingColumn>,
     columns: Vec<FinalColumn<'a>>,
+    /// The final columns as the Citus statements insert them (`v_now`, not `now()`: Citus
+    /// evaluates no volatile or stable function per shard in an upsert).
+    citus_columns: Vec<FinalColumn<'a>>,
+    /// `s."k1" = (v_key ->> 0)::type AND ...`: one key of the Citus per-key retry.
+    citus_key_filter: String,
     non_key_columns: Vec<FinalColumn<'a>>,
     staging_converge: String,
     tombstones_converge: String,
@@ -146,6 +151,7 @@ impl<'a> StagingSql<'a> {
             push_ident(&mut keyless_condition, key);
             keyless_condition.push_str(" IS NULL");
         }
+        let citus_key_filter = citus_key_filter(&key_columns);
         StagingSql {
             management: MANAGEMENT_SCHEMA,
             schema: &table.target_schema,
@@ -159,6 +165,18 @@ impl<'a> StagingSql<'a> {
             key_columns,
             staging_columns,
             columns: table.columns.iter().map(final_column).collect(),
+            citus_columns: table
+                .columns
+                .iter()
+                .map(|c| FinalColumn {
+                    name: &c.name,
+                    select_expr: match c.name.as_str() {
+                        COL_SYNC_TIMESTAMP => "v_now".to_string(),
+                        _ => select_expr(c),
+                    },
+                })
+                .collect(),
+            citus_key_filter,
             non_key_columns: table
                 .columns
                 .iter()
@@ -193,6 +211,21 @@ impl<'a> StagingSql<'a> {
             citus_present: super::distribution::CITUS_PRESENT,
         }
     }
+}
+
+/// `s."k1" = (v_key ->> 0)::type AND ...`: the staged rows of the key in `v_key`, a JSON array
+/// of the key's values in key order.
+fn citus_key_filter(key_columns: &[StagingColumn]) -> String {
+    let mut out = String::with_capacity(64 * key_columns.len());
+    for (i, key) in key_columns.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" AND ");
+        }
+        out.push_str("s.");
+        push_ident(&mut out, &key.name);
+        out.push_str(&format!(" = (v_key ->> {i})::{}", key.type_sql));
+    }
+    out
 }
 
 fn staging_column(column: &Column) -> StagingColumn {
