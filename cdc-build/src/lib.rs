@@ -67,6 +67,6 @@ pub use drift::DriftReport;
 pub use error::{Diagnostic, Error};
 pub use generate::{generate, GenerateOptions, Generated};
 pub use loader::{load_project, Filter};
-pub use project::{Project, Sink, SinkTable, TableNames};
+pub use project::{Distribution, Project, Sink, SinkTable, TableNames};
 pub use render::{GeneratedFile, GeneratedSink};
 pub use root::{find_project_root, RootMarker};

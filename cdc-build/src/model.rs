@@ -147,6 +147,10 @@ pub struct RawSink {
     /// `<target_schema>.<Table>` → table options.
     #[serde(default)]
     pub tables: BTreeMap<String, RawSinkTable>,
+    /// Placement on Citus for every table (`{by: <column>}`, `reference`, `local`); checked by
+    /// the loader's `distribution` module, which reports a wrong form with its line.
+    #[serde(default)]
+    pub distribution: Option<serde_norway::Value>,
 }
 
 /// One table of a sink.
@@ -167,6 +171,9 @@ pub struct RawSinkTable {
     /// Per-table override of the sink's `soft_delete`.
     #[serde(default)]
     pub soft_delete: Option<bool>,
+    /// Per-table override of the sink's `distribution`.
+    #[serde(default)]
+    pub distribution: Option<serde_norway::Value>,
 }
 
 /// A reference to a column template.

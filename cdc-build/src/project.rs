@@ -89,6 +89,30 @@ pub struct SinkTable {
     /// Columns renamed at the source (`renamed_from` in the table YAML), in
     /// column order: the table file renames them in place.
     pub renames: Vec<ColumnRename>,
+    /// Placement on a Citus cluster (ignored by plain PostgreSQL).
+    pub distribution: Distribution,
+}
+
+/// How a sink table is placed when the sink database runs Citus (DESIGN.md §12); plain
+/// PostgreSQL ignores it (the generated calls are guarded by the extension's presence).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Distribution {
+    /// An ordinary table on the coordinator (the default; `distribution: local`).
+    #[default]
+    Local,
+    /// A reference table, replicated to every node (`distribution: reference`).
+    Reference,
+    /// A distributed table, sharded by this column of its primary key, with its staging and
+    /// tombstone tables co-located (`distribution: {by: <column>}`).
+    By(String),
+}
+
+impl Distribution {
+    /// Whether Citus manages the table (distributed or reference): its staging table then
+    /// carries no trigger.
+    pub fn is_citus_table(&self) -> bool {
+        !matches!(self, Distribution::Local)
+    }
 }
 
 /// A column the table YAML declares `renamed_from` an older name.

@@ -220,6 +220,18 @@ INSERT INTO {{ management }}."merge_dead_letters"
               FROM {{ schema }}.{{ staging }} AS s
              WHERE {{ condition|safe }};
 {%- endmacro -%}
+{% if citus_table -%}
+-- Citus: this file's transaction creates functions after changing distributed tables, which
+-- Citus allows only over one connection per worker.
+DO {{ tag|safe }}
+BEGIN
+    IF {{ citus_present|safe }} THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
+END
+{{ tag|safe }};
+
+{% endif -%}
 -- Staging table: written by the sink connector, emptied by the merge. No NOT NULL:
 -- a row the final table would refuse goes to the dead letters, not back to the connector.
 CREATE UNLOGGED TABLE IF NOT EXISTS {{ schema }}.{{ staging }} (
@@ -269,6 +281,10 @@ BEGIN
     END IF;
 END
 {{ tag|safe }};
+{%- if citus_table %}
+
+{{ distribute|safe }}
+{%- endif %}
 
 DROP FUNCTION IF EXISTS {{ schema }}.{{ merge_function }}(INTEGER);
 
@@ -533,5 +549,18 @@ BEGIN
 END;
 {{ tag|safe }};
 
+{% if citus_table -%}
+-- Citus refuses triggers on its tables: where it manages the staging table, the orchestrator
+-- treats the table as pending without being flagged. Elsewhere the trigger flags it.
+DO {{ tag|safe }}
+BEGIN
+    IF NOT {{ citus_present|safe }} THEN
+        CREATE OR REPLACE TRIGGER {{ mark_trigger }} AFTER INSERT ON {{ schema }}.{{ staging }}
+            FOR EACH STATEMENT EXECUTE FUNCTION {{ management }}."mark_table_for_merge"({{ table|lit }});
+    END IF;
+END
+{{ tag|safe }};
+{%- else -%}
 CREATE OR REPLACE TRIGGER {{ mark_trigger }} AFTER INSERT ON {{ schema }}.{{ staging }}
     FOR EACH STATEMENT EXECUTE FUNCTION {{ management }}."mark_table_for_merge"({{ table|lit }});
+{%- endif %}

@@ -131,6 +131,8 @@ cases!(
     tenant_key,
     tenant_key_without_source_key,
     tenant_key_not_a_bool,
+    distribution,
+    distribution_errors,
 );
 
 #[test]
@@ -167,6 +169,8 @@ fn every_fixture_has_a_test() {
         "tenant_key",
         "tenant_key_without_source_key",
         "tenant_key_not_a_bool",
+        "distribution",
+        "distribution_errors",
     ];
     known.sort();
     assert_eq!(listed, known);

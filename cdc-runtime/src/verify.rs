@@ -24,7 +24,7 @@
 use std::fmt;
 
 use cdc_core::schema::converge::{converge_calls, created_names};
-use cdc_core::schema::lex::lex;
+use cdc_core::schema::lex::{lex, Lexed, Token};
 use cdc_core::schema::live::{
     catalog_params, compare_live, shape_from_catalog, CatalogColumn, ExpectedTable, LiveTable,
     StagingNames, CATALOG_QUERY,
@@ -182,9 +182,26 @@ fn staging_names(path: &str, body: &str) -> Result<StagingNames, VerifyError> {
     };
     Ok(StagingNames {
         table: call.table,
-        trigger: first("trigger")?,
+        trigger: staging_trigger(&tokens).ok_or_else(|| file_error(path, "no CREATE trigger"))?,
         merge_function: first("function")?,
     })
+}
+
+/// The staging trigger's name: created at the top level, or inside the `DO` block that creates
+/// it only where Citus is absent (a Citus-managed staging table carries no trigger).
+fn staging_trigger(tokens: &[Lexed<'_>]) -> Option<String> {
+    created_names(tokens, "trigger")
+        .into_iter()
+        .next()
+        .or_else(|| {
+            tokens
+                .iter()
+                .filter_map(|t| match t.token {
+                    Token::Dollar(body) => lex(body).ok(),
+                    _ => None,
+                })
+                .find_map(|inner| created_names(&inner, "trigger").into_iter().next())
+        })
 }
 
 /// The catalog query and its bound parameters.
@@ -332,5 +349,19 @@ mod tests {
         assert_eq!(staging.table, "stg_Invoice");
         assert_eq!(staging.merge_function, "sp_merge_Invoice");
         assert_eq!(staging.trigger, "cdc_mark_for_merge");
+    }
+
+    #[test]
+    fn a_staging_trigger_created_only_where_citus_is_absent_is_found_in_its_do_block() {
+        let body = "CREATE TABLE t (a int);\nDO $cdc$\nBEGIN\n    IF NOT EXISTS (SELECT 1) THEN\n        CREATE OR REPLACE TRIGGER \"cdc_mark_for_merge\" AFTER INSERT ON t\n            FOR EACH STATEMENT EXECUTE FUNCTION f();\n    END IF;\nEND\n$cdc$;";
+        let tokens = lex(body).unwrap();
+        assert_eq!(
+            staging_trigger(&tokens).as_deref(),
+            Some("cdc_mark_for_merge")
+        );
+        assert_eq!(
+            staging_trigger(&lex("CREATE TABLE t (a int);").unwrap()),
+            None
+        );
     }
 }

@@ -96,6 +96,19 @@ pub enum HarnessError {
         /// The last lines of the server log.
         log_tail: String,
     },
+
+    /// Citus is not installed for the machine's PostgreSQL.
+    #[error(
+        "Citus is not installed: no citus.so in {libdir}; run {script} (path relative to the \
+         directory holding the repository clone; CI's .ci/run calls it) to build and install \
+         Citus for PostgreSQL 15"
+    )]
+    CitusNotInstalled {
+        /// The PostgreSQL library directory that was checked.
+        libdir: PathBuf,
+        /// The install script.
+        script: &'static str,
+    },
 }
 
 impl HarnessError {

@@ -28,11 +28,16 @@
 //! A test that needs a server of its own (for example to stop it) uses [`PgServer::start`]; the
 //! server is stopped and its directory removed when the [`PgServer`] is dropped.
 //!
+//! [`citus::CitusCluster`] starts a coordinator and two workers with Citus loaded.
+//!
 //! With the default feature `fixture`, [`fixture`] generates the bundled example in memory and
 //! applies it, and [`merge`] stages change events into its staging tables (bound parameters),
 //! runs its merges and reads back what they left.
 
 mod binaries;
+pub mod citus;
+#[cfg(feature = "fixture")]
+pub mod citus_project;
 mod error;
 mod files;
 #[cfg(feature = "fixture")]

@@ -10,12 +10,14 @@
 //!   [`SinkTable`](crate::project::SinkTable) with its columns and derived names;
 //! - `table_files`: finding, parsing and caching table YAML;
 //! - `renames`: `renamed_from` on columns, checked and turned into renames;
+//! - `distribution`: `distribution:` of sinks and tables, resolved and checked for Citus;
 //! - `names`: file and object names that would collide within a sink;
 //! - `findings`: problems with typed locations, resolved to lines when reported.
 //!
 //! Every problem is collected, not just the first; a project with any error
 //! loads as [`Error::Invalid`] with all of them.
 
+mod distribution;
 mod findings;
 mod names;
 mod project_files;

@@ -269,8 +269,10 @@ impl Loader {
             path,
             soft_delete: raw.soft_delete,
         };
-        let tables = self.load_sink_tables(&sink, raw.tables, project);
+        let declared = super::distribution::declared_per_table(&raw.tables);
+        let mut tables = self.load_sink_tables(&sink, raw.tables, project);
         self.check_sink_names(&sink, &tables);
+        self.resolve_distribution(&sink, raw.distribution.as_ref(), &declared, &mut tables);
         Some(Sink {
             name,
             databases,

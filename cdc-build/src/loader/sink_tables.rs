@@ -15,7 +15,7 @@ use crate::columns::{
 use crate::ident::{check_file_stem, check_identifier};
 use crate::location::YamlPath;
 use crate::model::{OneOrMany, RawSinkTable, RawTable, RawTemplateRef};
-use crate::project::{SinkTable, TableNames};
+use crate::project::{Distribution, SinkTable, TableNames};
 
 /// The column pipeline's result for one sink table.
 pub(super) type BuiltColumns = Result<TableColumns, Vec<PipelineIssue>>;
@@ -200,6 +200,8 @@ impl Loader {
                 || entry.replicate_structure == Some(false),
             soft_delete: entry.soft_delete.or(sink.soft_delete).unwrap_or(false),
             renames,
+            // Resolved for the whole sink by `distribution`, once every table is loaded.
+            distribution: Distribution::Local,
         })
     }
 
@@ -390,6 +392,7 @@ mod tests {
                 primary_key: false,
             }],
             soft_delete: None,
+            distribution: None,
         };
         assert!(names_customer_id(&entry("Customer_ID", None)));
         assert!(names_customer_id(&entry("tenant", Some("_customer_id"))));

@@ -1,5 +1,6 @@
 //! SQL renderers: one small function per file of DESIGN.md §5, driven one file at a time by [`SinkRenderer`].
 
+pub mod distribution;
 mod management;
 pub(crate) mod sql_template;
 mod staging;

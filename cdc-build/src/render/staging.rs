@@ -93,6 +93,12 @@ struct StagingSql<'a> {
     tag: String,
     soft_delete: bool,
     default_batch: u32,
+    /// Places the staging and tombstone tables on Citus (empty for a table Citus does not manage).
+    distribute: String,
+    /// Citus manages the table: the staging trigger is created only where Citus is absent.
+    citus_table: bool,
+    /// The guard of Citus calls.
+    citus_present: &'static str,
 }
 
 impl<'a> StagingSql<'a> {
@@ -200,6 +206,9 @@ impl<'a> StagingSql<'a> {
             tag: dollar_tag(table),
             soft_delete: table.soft_delete,
             default_batch: DEFAULT_MERGE_BATCH,
+            distribute: super::distribution::distribute_staging(table),
+            citus_table: table.distribution.is_citus_table(),
+            citus_present: super::distribution::CITUS_PRESENT,
         }
     }
 }

@@ -181,4 +181,5 @@ pub fn push_table(out: &mut String, table: &SinkTable) {
     out.push_str(" (");
     push_ident(out, COL_SYNC_TIMESTAMP);
     out.push_str(");\n");
+    super::distribution::push_distribute_final(out, table);
 }

@@ -13,7 +13,13 @@ SELECT w.ord,
        EXISTS (
            SELECT 1 FROM pg_catalog.pg_trigger g
            WHERE g.tgrelid = s.oid AND g.tgname = w.trigger_name AND NOT g.tgisinternal
-       ) AS trigger_exists,
+       ) OR CASE
+           -- Citus refuses triggers on the tables it manages: a distributed or reference
+           -- staging table has none by design. pg_dist_partition is read through
+           -- query_to_xml, so plain PostgreSQL never resolves it.
+           WHEN s.oid IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN false
+           ELSE query_to_xml(format('SELECT 1 AS managed FROM pg_catalog.pg_dist_partition WHERE logicalrelid = %s', s.oid), false, true, '')::text <> ''
+       END AS trigger_exists,
        EXISTS (
            SELECT 1 FROM pg_catalog.pg_proc p
            WHERE p.pronamespace = n.oid AND p.proname = w.merge_name
