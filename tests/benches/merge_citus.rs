@@ -9,9 +9,9 @@
 //! (default a tenth of the events) of `CDC_BENCH_TENANTS` tenants (default 64), about 10 %
 //! deletes, are staged and merged with `CALL merge_table(...)`. Both final tables must be equal
 //! (count and md5 over the ordered rows). All servers share the same 2 cores, so the ratio is
-//! Citus's overhead on one machine, not scale-out. Then, on the cluster, `auto_explain` prints
-//! the plan of every statement of one small merge: each is a Citus Adaptive scan whose tasks run
-//! on the workers' shards.
+//! Citus's overhead on one machine, not scale-out. Then, on the cluster, one small merge with
+//! `citus.log_remote_commands` shows each merge statement sent to the workers as shard-level
+//! commands, and `EXPLAIN` on a worker prints the plan of one of them per statement.
 //!
 //! `cargo bench -p tests --bench merge_citus` (needs Citus: `../shared/vendor/citus/install.sh`).
 
@@ -148,7 +148,8 @@ fn run(
 ) -> (Vec<String>, Duration, Vec<String>) {
     stage(c, 0, keys, keys, tenants, true);
     merge(c);
-    exec(c, "VACUUM ANALYZE mt.\"Events\"; CHECKPOINT");
+    exec(c, "VACUUM ANALYZE mt.\"Events\"");
+    exec(c, "CHECKPOINT");
     stage(c, keys, events, keys, tenants, false);
     exec(c, "CHECKPOINT");
     let (counts, took) = merge(c);
@@ -159,56 +160,106 @@ fn rate(events: i64, took: Duration) -> f64 {
     events as f64 / took.as_secs_f64()
 }
 
-/// The plans of every statement of one merge of a few events on the cluster, as auto_explain
-/// reports them to the client; condensed to each statement's first line, the Citus scan, its
-/// task count, node and the first plan node on the shard.
+/// Where the statements of one merge of a few events run on the cluster, and their plans there:
+/// with `citus.log_remote_commands` the coordinator reports every command it sends to a worker
+/// (a shard-level statement names the shards, `"Events_102008"`); for each kind of merge
+/// statement, the plan of one shard's command is printed from `EXPLAIN` on its worker, under the
+/// plan settings the merge's transaction sent there.
 fn plans(cluster: &CitusCluster, db: &str, keys: i64, tenants: i64) -> String {
-    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&notices);
+    let issued = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let sink = Arc::clone(&issued);
     let mut config = postgres::Config::from_str(&cluster.connection_string(db)).expect("config");
     config.notice_callback(move |n| {
-        if let Ok(mut all) = sink.lock() {
-            all.push(n.message().to_string());
+        if let Some(sql) = n.message().strip_prefix("issuing ") {
+            let node = n.detail().unwrap_or("").to_string();
+            if let Ok(mut all) = sink.lock() {
+                all.push((sql.to_string(), node));
+            }
         }
     });
     let mut c = config.connect(NoTls).expect("connect");
     stage(&mut c, 10_000_000, 2_000, keys, tenants, false);
-    exec(
-        &mut c,
-        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
-         SET auto_explain.log_nested_statements = on; SET client_min_messages = log;",
-    );
-    first_row(&mut c, "SELECT * FROM mt.\"sp_merge_Events\"()");
-    exec(&mut c, "SET client_min_messages = notice");
-    let all = notices.lock().map(|n| n.clone()).unwrap_or_default();
+    exec(&mut c, "SET citus.log_remote_commands = on");
+    first_row(&mut c, "CALL cdc_management.merge_table('mt', 'Events')");
+    exec(&mut c, "SET citus.log_remote_commands = off");
+    let all = issued.lock().map(|n| n.clone()).unwrap_or_default();
+    let kinds: [(&str, &str); 5] = [
+        ("classify each key's newest event", "CASE WHEN (EXISTS"),
+        ("upsert", "INSERT INTO mt.\"Events_"),
+        ("delete", "DELETE FROM mt.\"Events_"),
+        ("tombstone", "INSERT INTO mt.\"tomb_Events_"),
+        ("empty staging", "DELETE FROM mt.\"stg_Events_"),
+    ];
     let mut out = String::new();
-    for plan in all
+    // The plan settings the merge's transaction sent ahead of its statements (SET LOCAL).
+    let mut propagated: Vec<String> = all
         .iter()
-        .filter(|p| p.contains("Citus Adaptive") && p.contains("->  Task"))
-    {
-        let mut lines = plan.lines();
-        let text: String = lines
-            .by_ref()
-            .take_while(|l| {
-                !l.contains("Citus Adaptive") && !l.trim_start().starts_with("->  Distributed")
+        .flat_map(|(sql, _)| sql.split(';'))
+        .map(str::trim)
+        .filter(|part| part.starts_with("SET LOCAL enable_"))
+        .map(str::to_string)
+        .collect();
+    propagated.sort();
+    propagated.dedup();
+    let _ = writeln!(
+        out,
+        "  settings sent to the workers: {}",
+        propagated.join("; ")
+    );
+    for (kind, marker) in kinds {
+        let sent: Vec<&(String, String)> =
+            all.iter().filter(|(sql, _)| sql.contains(marker)).collect();
+        let mut nodes: Vec<&str> = sent
+            .iter()
+            .filter_map(|(_, node)| {
+                node.split('@')
+                    .nth(1)
+                    .and_then(|n| n.split_whitespace().next())
             })
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let text = text.trim_start_matches("duration:").trim();
-        let _ = writeln!(out, "  {}", text.chars().take(150).collect::<String>());
-        let mut after_task = 0;
-        for line in plan.lines() {
-            let t = line.trim();
-            if t.starts_with("Task Count") || t.starts_with("Node:") {
-                let _ = writeln!(out, "      {t}");
-            }
-            if t.starts_with("->  Task") {
-                after_task = 1;
-            } else if after_task == 1 && t.starts_with("->") {
-                let _ = writeln!(out, "      shard: {t}");
-                after_task = 2;
-            }
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let _ = writeln!(
+            out,
+            "  {kind}: {} shard commands, on {}",
+            sent.len(),
+            nodes.join(" and ")
+        );
+        let Some((sql, node)) = sent.first() else {
+            continue;
+        };
+        let port: Option<u16> = node
+            .split(':')
+            .nth(1)
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|p| p.parse().ok());
+        let Some(worker) = cluster.nodes().iter().find(|w| Some(w.port()) == port) else {
+            continue;
+        };
+        let mut wc = worker.client(db);
+        let plan = wc
+            .simple_query(&format!(
+                "BEGIN; {settings}; EXPLAIN (COSTS OFF) {sql}; ROLLBACK",
+                settings = propagated.join("; ")
+            ))
+            .map(|messages| {
+                messages
+                    .iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|e| vec![format!("(EXPLAIN failed: {e})")]);
+        let _ = writeln!(
+            out,
+            "    plan on {} of: {}...",
+            node.split_whitespace().nth(2).unwrap_or(""),
+            sql.chars().take(110).collect::<String>()
+        );
+        for line in plan {
+            let _ = writeln!(out, "      {line}");
         }
     }
     out
@@ -273,7 +324,7 @@ fn main() -> ExitCode {
         c_print
     );
     println!(
-        "per-statement plans of one merge on the cluster (auto_explain):\n{}",
+        "where the statements of one merge run, and their plans on the shards:\n{}",
         plans(&cluster, &cdb, keys, tenants)
     );
     if same {
