@@ -210,7 +210,7 @@ fn a_table_left_out_of_a_sink_loses_its_files() {
     std::fs::write(
         &service,
         yaml.replace(
-            "        directory.AuditTrail:\n          from: dbo.AuditTrail\n",
+            "        directory.AuditTrail:\n          from: dbo.AuditTrail\n          distribution: local\n",
             "",
         ),
     )

@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::binaries::find_bindir;
 use crate::server::HOST;
@@ -87,6 +87,10 @@ impl CitusCluster {
     ///
     /// Panics (this is a test helper) if a step fails.
     pub fn create_database(&self, name_prefix: &str) -> String {
+        // One database at a time: node registration syncs Citus metadata to every worker, and
+        // parallel tests registering at once on loaded nodes made it fail.
+        static CREATING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
         let name = self.coordinator.create_database(name_prefix);
         for worker in &self.workers {
             let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE template0");
@@ -102,8 +106,26 @@ impl CitusCluster {
         }
         let mut coordinator = self.client(&name);
         let register = |client: &mut postgres::Client, sql: &str, port: u16| {
-            if let Err(e) = client.execute(sql, &[&HOST, &i32::from(port)]) {
-                panic!("{sql} with port {port} failed: {e}");
+            // A worker busy with other tests can be slow to answer the metadata sync: retry.
+            let mut attempt = 1;
+            while let Err(e) = client.execute(sql, &[&HOST, &i32::from(port)]) {
+                let cause = e
+                    .as_db_error()
+                    .map(|d| {
+                        format!(
+                            "{} ({}), detail: {:?}",
+                            d.message(),
+                            d.code().code(),
+                            d.detail()
+                        )
+                    })
+                    .unwrap_or_else(|| e.to_string());
+                assert!(
+                    attempt < 3,
+                    "{sql} with port {port} failed {attempt} times: {cause}"
+                );
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_secs(1));
             }
         };
         register(
