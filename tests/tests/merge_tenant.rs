@@ -223,3 +223,54 @@ fn a_staged_row_without_a_tenant_is_dead_lettered_and_the_rest_merges() {
     );
     assert!(errors(&mut c).is_empty(), "{:?}", errors(&mut c));
 }
+
+/// Tombstones kept by earlier versions in the shared JSONB table move to the typed table when
+/// the staging file is applied, but only keys of the current shape: one recorded before the
+/// tenant joined the key (`[actno]`) stays where it is instead of failing the cast (and the
+/// apply) on a table whose key now leads with the tenant.
+#[test]
+fn legacy_tombstones_of_the_current_key_move_and_older_key_shapes_stay() {
+    use cdc_testkit::fixture::{apply_file, describe_error, sink, DIRECTORY};
+
+    let (_db, mut c) = example_database("tenant_legacy_tombstones");
+    c.batch_execute(&format!(
+        r#"CREATE TABLE cdc_management."merge_tombstones" (
+               "schema_name" TEXT NOT NULL, "table_name" TEXT NOT NULL, "pk" JSONB NOT NULL,
+               "source_ts_ms" BIGINT NOT NULL, "kafka_offset" BIGINT NOT NULL,
+               "deleted_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+               PRIMARY KEY ("schema_name", "table_name", "pk"));
+           INSERT INTO cdc_management."merge_tombstones" ("schema_name", "table_name", "pk", "source_ts_ms", "kafka_offset")
+           VALUES ('directory', 'Actor', '["{ACME}", 7]', 500, 5),
+                  ('directory', 'Actor', '[8]', 600, 6);"#
+    ))
+    .expect("legacy tombstones");
+
+    if let Err(e) = apply_file(&mut c, sink(DIRECTORY), "01-tables/Actor-staging.sql") {
+        panic!("re-applying Actor's staging file: {}", describe_error(&e));
+    }
+
+    assert_eq!(
+        tombstones(&mut c, "directory", "Actor"),
+        vec![tomb(ACME, 7, 500, 5)],
+        "the tombstone of the current key shape moved to tomb_Actor"
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            r#"SELECT count(*) FROM cdc_management."merge_tombstones" WHERE "pk" = '[8]'"#
+        ),
+        1,
+        "the tombstone of the older key shape is kept, not lost"
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            r#"SELECT count(*) FROM cdc_management."merge_tombstones""#
+        ),
+        1
+    );
+    // The moved tombstone still blocks an older event of its key.
+    stage_actors(&mut c, &[upsert(7, "older than the delete", 400, 4)]);
+    merge(&mut c, "directory", "Actor");
+    assert!(tenant_actors(&mut c).iter().all(|r| r.1 != 7));
+}
