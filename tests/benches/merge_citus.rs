@@ -27,6 +27,10 @@ use cdc_testkit::fixture::apply_sink;
 use cdc_testkit::PgServer;
 use postgres::{Client, NoTls, SimpleQueryMessage};
 
+mod common;
+
+use common::{env_usize, exec, rate, simple_row};
+
 const TABLE_YAML: &str = "schema: dbo
 table: Events
 columns:
@@ -51,34 +55,12 @@ const SERVICE_YAML: &str = "mt:
           from: dbo.Events
 ";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn exec(c: &mut Client, sql: &str) {
-    if let Err(e) = c.batch_execute(sql) {
-        panic!("{sql}\n{}", cdc_testkit::fixture::describe_error(&e));
-    }
-}
-
+/// The first row of a simple query, NULLs as empty strings.
 fn first_row(c: &mut Client, sql: &str) -> Vec<String> {
-    let messages = c
-        .simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}\n{}", cdc_testkit::fixture::describe_error(&e)));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .unwrap_or_default()
+    simple_row(c, sql)
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect()
 }
 
 /// The generated migrations of the bench project.
@@ -154,10 +136,6 @@ fn run(
     exec(c, "CHECKPOINT");
     let (counts, took) = merge(c);
     (counts, took, fingerprint(c))
-}
-
-fn rate(events: i64, took: Duration) -> f64 {
-    events as f64 / took.as_secs_f64()
 }
 
 /// Where the statements of one merge of a few events run on the cluster, and their plans there:

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use cdc_testkit::citus::{shared_cluster, CitusCluster};
 use cdc_testkit::fixture::{apply_sink, sink, DIRECTORY};
+use cdc_testkit::merge::scalar_i64;
 use postgres::Client;
 
 /// One staged Actor event: `(tenant, actno, name or NULL, op, ts, offset)`.
@@ -112,12 +113,6 @@ fn actors(c: &mut Client) -> Vec<Row> {
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
     .collect()
-}
-
-fn scalar(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
 }
 
 /// The truth after `events`: per (tenant, key) the event with the highest position; keys whose
@@ -223,11 +218,11 @@ fn many_tenants_merge_on_the_shards_into_the_truth_spread_over_both_workers() {
     assert_eq!(got.len(), expected.len(), "one row per live (tenant, key)");
     assert_eq!(got, expected, "the final table equals the truth");
     assert_eq!(
-        scalar(&mut c, r#"SELECT count(*) FROM directory."stg_Actor""#),
+        scalar_i64(&mut c, r#"SELECT count(*) FROM directory."stg_Actor""#),
         0
     );
     assert_eq!(
-        scalar(&mut c, "SELECT coalesce(sum(rows_consumed), 0)::bigint FROM cdc_management.cdc_processing_log WHERE table_name = 'Actor'"),
+        scalar_i64(&mut c, "SELECT coalesce(sum(rows_consumed), 0)::bigint FROM cdc_management.cdc_processing_log WHERE table_name = 'Actor'"),
         i64::try_from(events.len()).expect("n"),
         "the processing log counts every consumed event once"
     );
@@ -252,7 +247,7 @@ fn many_tenants_merge_on_the_shards_into_the_truth_spread_over_both_workers() {
         for shard in shards.iter().filter(|s| s.get::<_, i32>(1) == port) {
             let name: String = shard.get(0);
             *per_port.entry(port).or_default() +=
-                scalar(&mut wc, &format!("SELECT count(*) FROM {name}"));
+                scalar_i64(&mut wc, &format!("SELECT count(*) FROM {name}"));
         }
     }
     assert_eq!(per_port.len(), 2, "shards on both workers: {per_port:?}");
@@ -314,7 +309,7 @@ fn tenants_replays_deletes_and_poison_rows_behave_as_on_one_server() {
         vec![(a.clone(), 7, "a-7 v2".into(), 200, 2)]
     );
     assert_eq!(
-        scalar(&mut c, &format!("SELECT count(*) FROM directory.\"tomb_Actor\" WHERE \"_customer_id\" = '{b}' AND actno = 7")),
+        scalar_i64(&mut c, &format!("SELECT count(*) FROM directory.\"tomb_Actor\" WHERE \"_customer_id\" = '{b}' AND actno = 7")),
         1,
         "the delete left a tombstone for (tenant b, 7) only"
     );
@@ -330,7 +325,7 @@ fn tenants_replays_deletes_and_poison_rows_behave_as_on_one_server() {
     let counts = merge(&mut c);
     assert_eq!((counts[0], counts[1], counts[4]), (2, 1, 1), "{counts:?}");
     assert_eq!(
-        scalar(&mut c, "SELECT count(*) FROM cdc_management.v_dead_letters WHERE table_name = 'Actor' AND sqlstate = '23502'"),
+        scalar_i64(&mut c, "SELECT count(*) FROM cdc_management.v_dead_letters WHERE table_name = 'Actor' AND sqlstate = '23502'"),
         1
     );
     assert!(actors(&mut c).contains(&(b.clone(), 8, "fine".into(), 300, 5)));
@@ -408,11 +403,11 @@ fn a_merge_killed_inside_its_batch_loses_and_duplicates_nothing() {
 
     // Nothing of the killed batch stayed: every event is still staged, nothing reached the final table.
     assert_eq!(
-        scalar(&mut c, r#"SELECT count(*) FROM directory."stg_Actor""#),
+        scalar_i64(&mut c, r#"SELECT count(*) FROM directory."stg_Actor""#),
         i64::try_from(events.len()).expect("n")
     );
     assert_eq!(
-        scalar(&mut c, r#"SELECT count(*) FROM directory."Actor""#),
+        scalar_i64(&mut c, r#"SELECT count(*) FROM directory."Actor""#),
         0
     );
 
