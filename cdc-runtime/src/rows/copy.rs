@@ -131,62 +131,145 @@ where
     R: StagingRow + 'r,
     C: GenericClient,
 {
-    copy_rows::<R, _, _>(client, R::COPY_WITH_COORDINATES, 2, rows, |item, row| {
-        item.row.write_staging(row)?;
-        row.field(PARTITION_FIELD, &Type::INT4, &item.coordinates.partition)?;
-        row.field(
-            TIMESTAMP_FIELD,
-            &Type::TIMESTAMPTZ,
-            &item.coordinates.timestamp,
-        )
-    })
+    copy_rows::<R, _, _>(
+        client,
+        R::COPY_WITH_COORDINATES,
+        2,
+        rows,
+        write_with_coordinates,
+    )
+}
+
+/// Encodes a batch into the binary `COPY` stream of [`StagingRow::COPY_STATEMENT`]:
+/// the bytes [`copy_into_staging`] sends, for a client it does not drive
+/// (tokio-postgres's `copy_in`, or a file for `COPY ... FROM` or psql's `\copy`).
+pub fn encode_staging<'r, R>(rows: impl IntoIterator<Item = &'r R>) -> Result<Vec<u8>, CopyError>
+where
+    R: StagingRow + 'r,
+{
+    let mut stream = Encoder::new::<R>(0)?;
+    for item in rows {
+        stream.row(&item, |item, row| item.write_staging(row))?;
+    }
+    Ok(stream.finish())
+}
+
+/// Encodes a batch with each row's [`KafkaCoordinates`] into the binary `COPY` stream of
+/// [`StagingRow::COPY_WITH_COORDINATES`]: the bytes [`copy_staged`] sends.
+pub fn encode_staged<'r, R>(
+    rows: impl IntoIterator<Item = Staged<'r, R>>,
+) -> Result<Vec<u8>, CopyError>
+where
+    R: StagingRow + 'r,
+{
+    let mut stream = Encoder::new::<R>(2)?;
+    for item in rows {
+        stream.row(&item, write_with_coordinates)?;
+    }
+    Ok(stream.finish())
+}
+
+/// Writes a row's staging columns, then its coordinates.
+fn write_with_coordinates<R: StagingRow>(
+    item: &Staged<'_, R>,
+    row: &mut CopyRow<'_>,
+) -> Result<(), CopyError> {
+    item.row.write_staging(row)?;
+    row.field(PARTITION_FIELD, &Type::INT4, &item.coordinates.partition)?;
+    row.field(
+        TIMESTAMP_FIELD,
+        &Type::TIMESTAMPTZ,
+        &item.coordinates.timestamp,
+    )
+}
+
+/// A binary `COPY` stream being encoded: the header, then rows of a fixed field count.
+struct Encoder {
+    table: &'static str,
+    fields: usize,
+    field_count: i16,
+    buffer: Vec<u8>,
+}
+
+impl Encoder {
+    /// A stream of `R`'s staging columns and `extra` more fields per row, header written.
+    fn new<R: StagingRow>(extra: usize) -> Result<Encoder, CopyError> {
+        let table = R::STAGING_TABLE;
+        let fields = R::STAGING_COLUMNS.len() + extra;
+        let field_count = i16::try_from(fields).map_err(|_| CopyError::Value {
+            column: table,
+            message: "too many columns for COPY".to_string(),
+        })?;
+        let mut buffer = Vec::with_capacity(CHUNK_BYTES + 4096);
+        buffer.extend_from_slice(COPY_HEADER);
+        Ok(Encoder {
+            table,
+            fields,
+            field_count,
+            buffer,
+        })
+    }
+
+    /// Appends one row, written by `write`, which must write every field.
+    fn row<T>(
+        &mut self,
+        item: &T,
+        write: impl FnOnce(&T, &mut CopyRow<'_>) -> Result<(), CopyError>,
+    ) -> Result<(), CopyError> {
+        self.buffer
+            .extend_from_slice(&self.field_count.to_be_bytes());
+        let mut row = CopyRow {
+            out: &mut self.buffer,
+            fields: 0,
+        };
+        write(item, &mut row)?;
+        if row.fields != self.fields {
+            return Err(CopyError::Value {
+                column: self.table,
+                message: format!(
+                    "wrote {} fields, the COPY takes {}",
+                    row.fields, self.fields
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the trailer and returns the rest of the stream.
+    fn finish(mut self) -> Vec<u8> {
+        self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buffer
+    }
 }
 
 /// One binary `COPY` of `items` with `statement`, each row being `R`'s staging
-/// columns and `extra` more fields, written by `write`.
+/// columns and `extra` more fields, written by `write`; sent in chunks of about
+/// [`CHUNK_BYTES`].
 fn copy_rows<R, C, T>(
     client: &mut C,
     statement: &str,
     extra: usize,
     items: impl IntoIterator<Item = T>,
-    mut write: impl FnMut(&T, &mut CopyRow<'_>) -> Result<(), CopyError>,
+    write: impl Fn(&T, &mut CopyRow<'_>) -> Result<(), CopyError>,
 ) -> Result<u64, CopyError>
 where
     R: StagingRow,
     C: GenericClient,
 {
     let table = R::STAGING_TABLE;
-    let fields = R::STAGING_COLUMNS.len() + extra;
-    let field_count = i16::try_from(fields).map_err(|_| CopyError::Value {
-        column: table,
-        message: "too many columns for COPY".to_string(),
-    })?;
+    let mut stream = Encoder::new::<R>(extra)?;
     let mut writer = client
         .copy_in(statement)
         .map_err(|source| CopyError::Postgres { table, source })?;
     let io = |source| CopyError::Io { table, source };
-    let mut buffer = Vec::with_capacity(CHUNK_BYTES + 4096);
-    buffer.extend_from_slice(COPY_HEADER);
     for item in items {
-        buffer.extend_from_slice(&field_count.to_be_bytes());
-        let mut row = CopyRow {
-            out: &mut buffer,
-            fields: 0,
-        };
-        write(&item, &mut row)?;
-        if row.fields != fields {
-            return Err(CopyError::Value {
-                column: table,
-                message: format!("wrote {} fields, the COPY takes {fields}", row.fields),
-            });
-        }
-        if buffer.len() >= CHUNK_BYTES {
-            writer.write_all(&buffer).map_err(io)?;
-            buffer.clear();
+        stream.row(&item, &write)?;
+        if stream.buffer.len() >= CHUNK_BYTES {
+            writer.write_all(&stream.buffer).map_err(io)?;
+            stream.buffer.clear();
         }
     }
-    buffer.extend_from_slice(&(-1i16).to_be_bytes());
-    writer.write_all(&buffer).map_err(io)?;
+    writer.write_all(&stream.finish()).map_err(io)?;
     writer
         .finish()
         .map_err(|source| CopyError::Postgres { table, source })
@@ -204,5 +287,95 @@ mod tests {
         assert_eq!(at.timestamp, Some(expected));
         assert_eq!(KafkaCoordinates::from_record(0, -1).timestamp, None);
         assert_eq!(KafkaCoordinates::default().partition, None);
+    }
+
+    /// A two-column staging row; `short` writes only its first field.
+    struct Pair {
+        key: i32,
+        name: Option<&'static str>,
+        short: bool,
+    }
+
+    impl crate::rows::TableRow for Pair {
+        const SCHEMA: &'static str = "s";
+        const TABLE: &'static str = "t";
+        const COLUMNS: &'static [&'static str] = &["key", "name"];
+        const SELECT: &'static str = "SELECT \"key\", \"name\" FROM \"s\".\"t\"";
+
+        fn from_row(_: &postgres::Row) -> Result<Self, postgres::Error> {
+            unreachable!("only encoded")
+        }
+    }
+
+    impl StagingRow for Pair {
+        const STAGING_TABLE: &'static str = "stg_t";
+        const STAGING_COLUMNS: &'static [&'static str] = &["key", "name"];
+        const COPY_STATEMENT: &'static str =
+            "COPY \"s\".\"stg_t\" (\"key\", \"name\") FROM STDIN (FORMAT binary)";
+        const COPY_WITH_COORDINATES: &'static str = "COPY \"s\".\"stg_t\" (\"key\", \"name\", \"__kafka_partition\", \"__kafka_timestamp\") FROM STDIN (FORMAT binary)";
+
+        fn write_staging(&self, row: &mut CopyRow<'_>) -> Result<(), CopyError> {
+            row.field("key", &Type::INT4, &self.key)?;
+            if self.short {
+                return Ok(());
+            }
+            row.field("name", &Type::TEXT, &self.name.map(str::to_string))
+        }
+    }
+
+    #[test]
+    fn encoded_streams_are_header_rows_and_trailer() {
+        let rows = [
+            Pair {
+                key: 7,
+                name: Some("ab"),
+                short: false,
+            },
+            Pair {
+                key: -1,
+                name: None,
+                short: false,
+            },
+        ];
+        let mut expected = COPY_HEADER.to_vec();
+        expected.extend([0, 2, 0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 2, b'a', b'b']);
+        expected.extend([
+            0, 2, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]);
+        expected.extend([0xff, 0xff]);
+        assert_eq!(encode_staging(&rows).unwrap(), expected);
+
+        // With coordinates: two more fields per row, partition 3 and no timestamp.
+        let staged = rows
+            .iter()
+            .map(|row| Staged::new(row, KafkaCoordinates::from_record(3, -1)));
+        let with = encode_staged(staged).unwrap();
+        let mut expected = COPY_HEADER.to_vec();
+        expected.extend([0, 4, 0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 2, b'a', b'b']);
+        expected.extend([0, 0, 0, 4, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]);
+        expected.extend([
+            0, 4, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]);
+        expected.extend([0, 0, 0, 4, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]);
+        expected.extend([0xff, 0xff]);
+        assert_eq!(with, expected);
+    }
+
+    #[test]
+    fn a_row_with_a_missing_field_is_refused() {
+        let rows = [
+            Pair {
+                key: 1,
+                name: Some("a"),
+                short: false,
+            },
+            Pair {
+                key: 2,
+                name: None,
+                short: true,
+            },
+        ];
+        let error = encode_staging(&rows).unwrap_err().to_string();
+        assert_eq!(error, "column stg_t: wrote 1 fields, the COPY takes 2");
     }
 }
