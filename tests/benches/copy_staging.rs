@@ -32,9 +32,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use cdc_build::ident::quote_ident;
 use cdc_runtime::rows::{copy_into_staging, encode_staging, StagingRow, TableRow};
 use cdc_testkit::PgServer;
-use common::{env_sizes, env_usize};
+use common::{env_sizes, env_usize, mib};
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::Client;
 
@@ -219,10 +220,7 @@ fn fields_of(stream: &[u8], columns: usize) -> Vec<Encoded<'_>> {
 /// `INSERT INTO <staging> (<columns>) VALUES ($1, ...), ...` for `rows` rows of `R`.
 fn insert_statement<R: StagingRow>(rows: usize) -> String {
     let width = R::STAGING_COLUMNS.len();
-    let columns: Vec<String> = R::STAGING_COLUMNS
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect();
+    let columns: Vec<String> = R::STAGING_COLUMNS.iter().map(|c| quote_ident(c)).collect();
     let values: Vec<String> = (0..rows)
         .map(|r| {
             let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
@@ -238,7 +236,11 @@ fn insert_statement<R: StagingRow>(rows: usize) -> String {
 }
 
 fn staging<R: StagingRow>() -> String {
-    format!("\"{}\".\"{}\"", <R as TableRow>::SCHEMA, R::STAGING_TABLE)
+    format!(
+        "{}.{}",
+        quote_ident(<R as TableRow>::SCHEMA),
+        quote_ident(R::STAGING_TABLE)
+    )
 }
 
 /// Stages every row through prepared multi-row INSERTs of [`INSERT_ROWS`] rows.
@@ -299,7 +301,7 @@ fn timed<R: StagingRow>(
 fn rate(n: usize, time: Duration) -> String {
     format!(
         "{:>8.0} rows/s ({:>5.2} s)",
-        n as f64 / time.as_secs_f64(),
+        common::rate(i64::try_from(n).expect("n"), time),
         time.as_secs_f64()
     )
 }
@@ -350,9 +352,9 @@ fn measure<R: StagingRow>(client: &mut Client, rows: &[R], runs: usize, dir: &Pa
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let (insert_best, insert_median) = summary[0];
     println!(
-        "{}: {n} rows of {width} columns, {:.1} MiB as a COPY stream (best / median of {runs} runs)",
+        "{}: {n} rows of {width} columns, {} as a COPY stream (best / median of {runs} runs)",
         staging::<R>(),
-        stream.len() as f64 / (1024.0 * 1024.0)
+        mib(i64::try_from(stream.len()).expect("length"))
     );
     for (name, (best, median)) in names.iter().zip(&summary) {
         println!(
